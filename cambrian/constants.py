@@ -11,5 +11,5 @@ def add_image_token(tokenizer) -> int:
     no embedding resize is needed.
     """
     if IMAGE_TOKEN not in tokenizer.get_vocab():
-        tokenizer.add_special_tokens({"additional_special_tokens": [IMAGE_TOKEN]}, replace_additional_special_tokens=False)
+        tokenizer.add_tokens([IMAGE_TOKEN], special_tokens=True)
     return tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
