@@ -78,6 +78,12 @@ class ConnectorConfig:
                 f"in-LLM SVA layers {too_deep} do not exist: the LLM has {num_llm_layers} decoder layers; lower "
                 f"in_llm_count ({self.in_llm_count}), in_llm_stride ({self.in_llm_stride}) or in_llm_start"
             )
+        if num_llm_layers - 1 in layers:
+            # after the last layer, image-position states reach only image-position logits (no loss there): dead
+            raise ValueError(
+                f"an in-LLM SVA block after the last decoder layer ({num_llm_layers - 1}) cannot influence any text "
+                "token; lower in_llm_count or in_llm_stride"
+            )
         return layers
 
 

@@ -52,7 +52,7 @@ def cambrian_tiny() -> CambrianConfig:
             depth=2,
             num_heads=2,
             class_token=False,
-            global_pool="avg",
+            global_pool="",
         ),
     )
     connector = ConnectorConfig(
@@ -61,7 +61,7 @@ def cambrian_tiny() -> CambrianConfig:
         depth=2,
         hidden_size=32,
         num_heads=4,
-        in_llm_start=1,
+        in_llm_start=0,
         in_llm_stride=2,
         in_llm_count=2,
     )

@@ -95,7 +95,7 @@ KNOWN_TOWERS: dict[str, TowerConfig] = {
             depth=4,
             num_heads=3,
             class_token=False,
-            global_pool="avg",
+            global_pool="",
         ),
     ),
 }

@@ -90,7 +90,10 @@ class OpenCLIPTower(TimmTower):
             )
         )
         model = open_clip.create_model(model_name, pretrained=tag or None, load_weights=True)
-        self.model.load_state_dict(model.visual.trunk.state_dict())
+        # the trunk's pooling head (SigLIP's attention pool) is not used for feature grids, so it may be absent here
+        missing, _ = self.model.load_state_dict(model.visual.trunk.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"tower {self.name!r}: open_clip trunk lacks weights for {missing[:5]}")
 
 
 def efficientnet_lite0_weights() -> Path:
