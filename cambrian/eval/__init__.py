@@ -1,0 +1,1 @@
+"""Evaluation: answer matching, benchmark scoring, and (later) the batched benchmark runner."""
