@@ -13,7 +13,8 @@ thresholds in `BuildConfig` (the paper publishes none, see official-cambrian.md 
 - Distance (3D): A (blue) is closer to the anchor (red) than B (green) only if the farthest of A's vertices from
   the anchor's centre is nearer than the nearest of B's vertices by `distance_offset` metres.
 
-All pairs must pass a minimum box size and a maximum box overlap (IoU). Answer letters are balanced per task.
+All pairs must pass a minimum box size and a maximum box overlap (IoU), and no other object's box may cover much of
+a boxed object's box (else the drawn box could point at either). Answer letters are balanced per task.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class BuildConfig:
     min_area: float = 0.003  # visible area, of the image area (~21 x 21 px at 384 px)
     max_box_area: float = 0.5  # larger boxes are scenery (wall, floor, sky), not objects to ask about
     max_pair_iou: float = 0.2
+    max_covered: float = 0.5  # a boxed object: no other object's box may cover more than this share of its box
     relation_axis_ratio: float = 1.5
     relation_margin: float = 0.08
     count_max: int = 8
@@ -109,6 +111,20 @@ def big_enough(inst: Instance, im: AnnotatedImage, cfg: BuildConfig) -> bool:
             and frac <= cfg.max_box_area and not inst.iscrowd)
 
 
+def covered(box: Box, other: Box) -> float:
+    """Share of `box` that `other` covers."""
+    iw = max(0.0, min(box[2], other[2]) - max(box[0], other[0]))
+    ih = max(0.0, min(box[3], other[3]) - max(box[1], other[1]))
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return iw * ih / area if area > 0 else 1.0
+
+
+def boxable(inst: Instance, im: AnnotatedImage, cfg: BuildConfig) -> bool:
+    """A red/blue/green box around `inst` points at it alone: no other object's box covers much of it."""
+    return all(covered(inst.box, o.box) <= cfg.max_covered for o in im.instances if o is not inst
+               and (o.box[2] - o.box[0]) * (o.box[3] - o.box[1]) / (im.width * im.height) <= cfg.max_box_area)
+
+
 def _center(box: Box) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
@@ -142,6 +158,8 @@ def relation_questions(im: AnnotatedImage, cfg: BuildConfig, rng: np.random.Gene
     out = []
     for a, b in itertools.permutations(usable, 2):
         if a.category == b.category or counts[b.category] != 1 or iou(a.box, b.box) > cfg.max_pair_iou:
+            continue
+        if not boxable(a, im, cfg):
             continue
         answer = relation_answer(a.box, b.box, im.width, im.height, cfg)
         if answer is None:
@@ -181,7 +199,7 @@ def _count_question(im, name, n, ids, size, cfg, rng) -> Question:
 
 
 def _depth_ok(inst: Instance, im: AnnotatedImage, cfg: BuildConfig) -> bool:
-    return (inst.corners is not None and big_enough(inst, im, cfg)
+    return (inst.corners is not None and big_enough(inst, im, cfg) and boxable(inst, im, cfg)
             and (inst.visibility is None or inst.visibility >= cfg.min_visibility))
 
 

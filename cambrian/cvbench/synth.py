@@ -57,13 +57,16 @@ def annotate(scene: Scene, rendering: Rendering) -> tuple[list[dict], list[dict]
         corners = pose.corners()
         uv = cam.project(corners)
         proj = [float(uv[:, 0].min()), float(uv[:, 1].min()), float(uv[:, 0].max()), float(uv[:, 1].max())]
-        visible = rendering.instance == index
-        n_visible = int(visible.sum())
         amodal = rendering.amodal_boxes[index]
         category_id = obj.spec.id
+        n_visible = 0
+        if amodal is not None:  # visible pixels lie inside the object's own (amodal) box
+            ax1, ay1, ax2, ay2 = amodal
+            visible = rendering.instance[ay1:ay2, ax1:ax2] == index
+            n_visible = int(visible.sum())
         if n_visible > 0:
             ys, xs = np.nonzero(visible)
-            x1, y1, x2, y2 = int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+            x1, y1, x2, y2 = ax1 + int(xs.min()), ay1 + int(ys.min()), ax1 + int(xs.max()) + 1, ay1 + int(ys.max()) + 1
             coco.append({
                 "id": obj.id, "image_id": scene.image_id, "category_id": category_id,
                 "bbox": [x1, y1, x2 - x1, y2 - y1], "area": n_visible, "iscrowd": 0,
