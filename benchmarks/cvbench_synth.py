@@ -1,0 +1,41 @@
+"""Render speed of the synthetic CV-Bench world (numpy + PIL, CPU only).
+
+    .venv/bin/python benchmarks/cvbench_synth.py [--n 200] [--size 384]
+
+Times `render_world` end to end (scene sampling, ray casting, shading, PNG encoding, annotation files) with one
+process and with one process per core, and the renderer alone (no PNG, no files) on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+from cambrian.cvbench.render import render_scene
+from cambrian.cvbench.synth import render_world
+from cambrian.cvbench.world import sample_scene, scene_seed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--size", type=int, default=384)
+    args = parser.parse_args()
+
+    scenes = [sample_scene(scene_seed(0, i), i, args.size) for i in range(min(args.n, 50))]
+    start = time.perf_counter()
+    for scene in scenes:
+        render_scene(scene)
+    print(f"render_scene only      1 process : {len(scenes) / (time.perf_counter() - start):6.1f} images/s")
+    for workers in sorted({1, os.cpu_count() or 1}):
+        with tempfile.TemporaryDirectory() as out:
+            start = time.perf_counter()
+            render_world(out, args.n, seed=0, size=args.size, workers=workers)
+            rate = args.n / (time.perf_counter() - start)
+        print(f"render_world (+PNG, json) {workers} proc  : {rate:6.1f} images/s   ({args.n} x {args.size} px)")
+
+
+if __name__ == "__main__":
+    main()
