@@ -28,7 +28,7 @@ def _install_subcommands() -> None:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:
-            if error.name != module_name:  # a real missing dependency inside the module: surface it
+            if error.name is None or not module_name.startswith(error.name):  # a missing dependency: surface it
                 raise
             continue  # area not built yet
         if hasattr(module, "register"):

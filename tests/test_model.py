@@ -65,6 +65,10 @@ def test_greedy_generate_same_with_and_without_cache(tiny):
     uncached = model.generate(**inputs, use_cache=False, **kwargs)
     assert torch.equal(cached, uncached)
     assert cached.shape[1] > inputs["input_ids"].shape[1]
+    single = batch(model, tokenizer, [A], "right")  # no padding: generate drops the all-ones mask
+    assert torch.equal(
+        model.generate(**single, use_cache=True, **kwargs), model.generate(**single, use_cache=False, **kwargs)
+    )
 
 
 def test_save_load_round_trip_gives_identical_logits(tiny, tmp_path):

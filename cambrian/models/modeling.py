@@ -217,15 +217,15 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         if inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass input_ids (or inputs_embeds for a text-only call)")
-            if attention_mask is None:
-                attention_mask = torch.ones_like(input_ids)
+            # generate() drops an all-ones mask; then the LLM (and its cache) works without one
+            layout_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
             is_image = input_ids == self.config.image_token_id
             if pixel_values is not None:
                 images = self.encode_images(pixel_values, image_sizes)
                 if check_placeholders(input_ids, self.config.image_token_id, images.tokens_per_image):
                     input_ids, attention_mask, labels = expand_placeholders(
                         input_ids,
-                        attention_mask,
+                        layout_mask,
                         labels,
                         images.tokens_per_image,
                         self.config.image_token_id,
@@ -244,7 +244,8 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
                 inputs_embeds = inputs_embeds.masked_scatter(is_image.unsqueeze(-1), visual)
             if position_ids is None and not _has_past(kwargs):
                 # positions count real tokens only, so left and right padding give the same logits
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+                layout_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+                position_ids = (layout_mask.long().cumsum(-1) - 1).clamp(min=0)
         outputs = self.language_model(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, **kwargs
         )

@@ -78,14 +78,6 @@ class SiglipTower(HFVisionTower):
     default_mean = HALF
     default_std = HALF
 
-    def native_grid(self, pixels: torch.Tensor) -> torch.Tensor:
-        if self.config.feature_layer == -1:
-            tokens = self.model.vision_model(pixel_values=pixels).last_hidden_state
-        else:
-            outputs = self.model.vision_model(pixel_values=pixels, output_hidden_states=True)
-            tokens = outputs.hidden_states[self.config.feature_layer]
-        return tokens_to_grid(tokens)
-
 
 class Dinov2Tower(HFVisionTower):
     """DINOv2 at any resolution (position embeddings interpolated); last layer after LayerNorm; CLS and registers

@@ -27,8 +27,13 @@ class TimmTower(VisionTower):
         model_name = arch.pop("model_name")
         arch.setdefault("num_classes", 0)
         if config.stages is None:
-            arch.setdefault("img_size", config.image_size)
-        self.model = timm.create_model(model_name, pretrained=False, **arch)
+            try:  # a ViT-style trunk is built for the tower's resolution
+                self.model = timm.create_model(model_name, pretrained=False, img_size=config.image_size, **arch)
+            except TypeError:  # a CNN has no img_size: default to its last stage
+                self.model = timm.create_model(model_name, pretrained=False, **arch)
+                config.stages = [len(self.model.feature_info) - 1]
+        else:
+            self.model = timm.create_model(model_name, pretrained=False, **arch)
         self._probe()
 
     def _probe(self) -> None:
