@@ -1,0 +1,88 @@
+"""Short-answer prompts against the "answer machine" (paper Section 5.3, official-cambrian.md 7.3).
+
+A question whose answer is a single word or phrase, an option letter or a number gets the matching instruction
+appended, so the model learns that terse answers are what *that instruction* asks for, and keeps answering open
+questions at length.
+"""
+
+from __future__ import annotations
+
+import re
+
+SINGLE_WORD = "Answer the question using a single word or phrase."
+OPTION_LETTER = "Answer with the option's letter from the given choices directly."
+NUMBER = "Answer the question using a single number or phrase."
+PROMPTS = {"word": SINGLE_WORD, "letter": OPTION_LETTER, "number": NUMBER}
+# the family used by Cambrian's data and evaluation: a question holding any of these is already instructed
+FAMILY = (
+    SINGLE_WORD,
+    OPTION_LETTER,
+    "Please answer directly with only the letter of the correct option and nothing else.",
+    NUMBER,
+    "Give the short answer directly.",
+    "When the provided information is insufficient, respond with 'Unanswerable'.",
+)
+
+_LETTER = re.compile(r"^\(?([A-H])\)?[.:)]?$")
+_OPTIONS = re.compile(r"(?:^|[\s(])\(?[A-D][.):]\s*\S", re.MULTILINE)
+_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?%?")
+_DIGIT = re.compile(r"\d")
+MAX_PHRASE_WORDS = 3
+MAX_PHRASE_CHARS = 40
+MAX_ANSWER_CHARS = 48  # longest answer that may count as short (letters, numbers like "12,345.6%", phrases)
+
+
+def short_answer_kind(question: str, answer: str) -> str | None:
+    """ "letter" | "number" | "word" for short answers, None for answers that deserve no instruction."""
+    answer = answer.strip()
+    if not answer or "\n" in answer or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    if len(answer) <= 4 and _LETTER.match(answer) and len(_OPTIONS.findall(question)) >= 2:
+        return "letter"
+    bare = answer.rstrip(".")
+    if _NUMBER.fullmatch(bare) and _DIGIT.search(bare):
+        return "number"
+    if len(bare) <= MAX_PHRASE_CHARS and len(bare.split()) <= MAX_PHRASE_WORDS and bare[-1:] not in "!?":
+        return "word"
+    return None
+
+
+_FAMILY = re.compile("|".join(re.escape(prompt) for prompt in FAMILY))
+
+
+def has_instruction(question: str) -> bool:
+    return _FAMILY.search(question) is not None
+
+
+def prompt_plan(conversations: list) -> list[tuple[int, str]]:
+    """(question turn index, prompt kind) for each user turn whose answer is short and that has no instruction.
+
+    Cheap for long answers: the curation pass runs this on every record.
+    """
+    plan = []
+    for k in range(1, len(conversations)):
+        answer = conversations[k]
+        value = answer.get("value") if type(answer) is dict else None
+        if type(value) is not str or (len(value) > MAX_ANSWER_CHARS and len(value.strip()) > MAX_ANSWER_CHARS):
+            continue
+        question = conversations[k - 1]
+        if type(question) is not dict or question.get("from") not in ("human", "user"):
+            continue
+        if answer.get("from") not in ("gpt", "assistant") or type(question.get("value")) is not str:
+            continue
+        kind = short_answer_kind(question["value"], value)
+        if kind is not None and not has_instruction(question["value"]):
+            plan.append((k - 1, kind))
+    return plan
+
+
+def with_prompt(question: str, kind: str) -> str:
+    return question.rstrip() + "\n" + PROMPTS[kind]
+
+
+def add_system_prompts(conversations: list[dict]) -> list[str]:
+    """Append the matching prompt to each user turn answered briefly (in place); returns the kinds added."""
+    plan = prompt_plan(conversations)
+    for index, kind in plan:
+        conversations[index]["value"] = with_prompt(conversations[index]["value"], kind)
+    return [kind for _, kind in plan]
