@@ -79,10 +79,8 @@ def main() -> None:
     else:
         memory = f"peak RSS of the process after one SVA fwd+bwd (weights, grads, activations): {sva_peak_rss:,.0f} MiB"
     sva_rate, matmul_rate = flops / sva_s / 1e9, flops / matmul_s / 1e9
-    print(
     hardware = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} threads"
     print(f"device {device} ({hardware}), dtype {args.dtype}")
-    )
     print(f"SVA fwd+bwd FLOPs {flops / 1e9:,.1f} G; matmul {n}x{n}x{n} ({2 * n**3 / 1e9:,.1f} G)")
     print(f"SVA fwd+bwd: median {sva_s * 1e3:,.1f} ms over {args.repeats} -> {sva_rate:,.1f} GFLOP/s")
     print(f"matmul:      median {matmul_s * 1e3:,.1f} ms over {args.repeats} -> {matmul_rate:,.1f} GFLOP/s")
