@@ -129,10 +129,15 @@ def render_scene(scene: Scene) -> Rendering:
         gx, gy = np.broadcast_arrays(rx[:, x1:x2], ry[y1:y2])
         return np.stack([gx.ravel(), gy.ravel(), np.ones(gx.size)], 1)
 
-    # ground plane: up . p = -cam_height
-    denom = rx * up[0] + ry * up[1] + up[2]
+    def lin(a: float, b: float, c: float) -> np.ndarray:
+        """a * rx + b * ry + c, skipping zero terms so that a row- or column-constant stays [H, 1] or [1, W]."""
+        return (a * rx if a else 0.0) + (b * ry if b else 0.0) + c + np.zeros((1, 1))
+
+    # ground plane: up . p = -cam_height (with no camera roll, the ground depth is constant along each row)
+    denom = lin(up[0], up[1], up[2])
     with np.errstate(divide="ignore"):
-        depth = np.where(denom < -1e-9, -cam.cam_height / denom, NO_HIT)
+        ground_t = np.where(denom < -1e-9, -cam.cam_height / denom, NO_HIT)
+    depth = np.broadcast_to(ground_t, (H, W)).copy()
     instance = np.where(np.isfinite(depth), -1, -2).astype(np.int32)
     rgb = np.zeros((H, W, 3), np.float32)
     amodal_boxes: list[tuple[int, int, int, int] | None] = []
@@ -165,10 +170,10 @@ def render_scene(scene: Scene) -> Rendering:
 
     # ground: a 1 m checker in world coordinates, lit by the sun unless a cast shadow covers it
     ground = instance == -1
-    t_g = np.where(ground, depth, 0.0)
-    X = t_g * (R_wc[0, 0] * rx + R_wc[1, 0] * ry + R_wc[2, 0])
-    Y = t_g * (R_wc[0, 1] * rx + R_wc[1, 1] * ry + R_wc[2, 1])
-    lit = np.ones((H, W))
+    t_g = np.where(np.isfinite(ground_t), ground_t, 0.0)  # world X, Y of the ground point seen by each pixel
+    X = t_g * lin(R_wc[0, 0], R_wc[1, 0], R_wc[2, 0])
+    Y = t_g * lin(R_wc[0, 1], R_wc[1, 1], R_wc[2, 1])
+    lit = np.ones((H, W), np.float32)
     for index, pose in enumerate(poses):
         corners_w = pose.corners() @ R_wc + cam.position
         on_ground = corners_w - sun_w * (corners_w[:, 2:3] / sun_w[2])
@@ -187,14 +192,18 @@ def render_scene(scene: Scene) -> Rendering:
                           np.broadcast_to(sun @ R, p.shape), pose.dimensions / 2)
         fy, fx = np.divmod(np.nonzero(mask)[0][np.isfinite(t)], x2 - x1)
         lit[y1 + fy, x1 + fx] = 0.0
-    checker = (np.floor(X) + np.floor(Y)) % 2 == 0
-    light = (AMBIENT + (1 - AMBIENT) * max(float(up @ sun), 0.0) * lit).astype(np.float32)
-    fog = np.clip((np.where(ground, depth, 0.0) - 8.0) / 40.0, 0.0, 0.5).astype(np.float32)  # aerial perspective
+    checker = ((np.floor(X) + np.floor(Y)) % 2 == 0).astype(np.float32)
+    fog = np.clip((np.where(np.isfinite(ground_t), ground_t, 0.0) - 8.0) / 40.0, 0.0, 0.5).astype(np.float32)
+    sun_light = (1 - AMBIENT) * max(float(up @ sun), 0.0)
     shade_a, shade_b = (np.array(c, np.float32) for c in GROUNDS[scene.ground])
-    sky_rows = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
-    sky = SKY_TOP.astype(np.float32) * (1 - sky_rows) + SKY_HORIZON.astype(np.float32) * sky_rows
-    ground_rgb = np.where(checker[..., None], shade_a, shade_b) * light[..., None]
-    ground_rgb = ground_rgb * (1 - fog[..., None]) + SKY_HORIZON.astype(np.float32) * fog[..., None]
-    background = np.where(ground[..., None], ground_rgb, np.broadcast_to(sky, (H, W, 3)))
-    image = np.where((instance >= 0)[..., None], rgb, background)
-    return Rendering(np.clip(image + 0.5, 0, 255).astype(np.uint8), depth, instance, amodal_boxes, amodal_pixels)
+    horizon = SKY_HORIZON.astype(np.float32)
+    rows = np.linspace(0.0, 1.0, H, dtype=np.float32)[:, None, None]
+    sky = SKY_TOP.astype(np.float32) * (1 - rows) + horizon * rows  # [H, 1, 3]
+    light = ((AMBIENT + sun_light * lit) * (1 - fog))[..., None]  # [H, W, 1]
+    albedo = shade_b + checker[..., None] * (shade_a - shade_b)
+    ground_rgb = albedo * light + horizon * fog[..., None]
+    image = np.where((instance == -1)[..., None], ground_rgb, sky)
+    np.copyto(image, rgb, where=(instance >= 0)[..., None])
+    image += 0.5
+    np.clip(image, 0, 255, out=image)
+    return Rendering(image.astype(np.uint8), depth, instance, amodal_boxes, amodal_pixels)
