@@ -427,6 +427,7 @@ def _table(names, groups, masks, labels) -> dict:
 def write_chunk(task) -> dict:
     """Pass 2 over one byte range: kept lines verbatim, with their prompts spliced in (or re-serialised)."""
     path, start, end, keep, short, insertions, out_path = task
+    keep, short, insertions = keep.tolist(), short.tolist(), insertions.tolist()
     kinds: dict[str, int] = {}
     with_prompt, k, cursor = 0, 0, 0
     with open(out_path, "wb", buffering=8 << 20) as out:
@@ -477,21 +478,11 @@ def write_selected(
     parts_dir = out_path.with_name(out_path.name + ".parts")
     parts_dir.mkdir(exist_ok=True)
     rows = np.searchsorted(pool.insertions[:, 0], bounds) if len(pool.insertions) else np.zeros(len(bounds), int)
-    tasks = []
+    tasks = []  # numpy slices (compact to hold and to pickle); workers turn them into lists
     for c, (path, start, end) in enumerate(chunks):
         part = slice(bounds[c], bounds[c + 1])
         insertions = pool.insertions[rows[c] : rows[c + 1]] - [bounds[c], 0, 0]
-        tasks.append(
-            (
-                path,
-                start,
-                end,
-                mask[part].tolist(),
-                pool.short[part].tolist(),
-                insertions.tolist(),
-                parts_dir / f"{c:06d}",
-            )
-        )
+        tasks.append((path, start, end, mask[part], pool.short[part], insertions, parts_dir / f"{c:06d}"))
     results = _map(write_chunk, tasks, workers)
     tmp = out_path.with_name(out_path.name + ".tmp")
     with open(tmp, "wb") as out:
