@@ -168,3 +168,25 @@ def test_mlp_connector_model(tiny):
     model = CambrianForCausalLM(config).eval()
     inputs = batch(model, tokenizer, [A], "right")
     assert model(**inputs).logits.shape[1] == inputs["input_ids"].shape[1] - 1 + model.num_image_tokens(A[1][0].size)
+
+
+def test_generate_feeds_a_transformers_streamer(tiny):
+    from transformers.generation.streamers import BaseStreamer
+
+    class Collect(BaseStreamer):
+        def __init__(self):
+            self.chunks, self.ended = [], False
+
+        def put(self, value):
+            self.chunks.append(value.reshape(-1))
+
+        def end(self):
+            self.ended = True
+
+    model, tokenizer = tiny
+    inputs = batch(model, tokenizer, [A], "right")
+    streamer = Collect()
+    out = model.generate(**inputs, max_new_tokens=6, do_sample=False, streamer=streamer, pad_token_id=2)
+    assert streamer.ended
+    streamed = torch.cat(streamer.chunks[1:])  # the first put is the (expanded) prompt
+    assert torch.equal(streamed, out[0, -len(streamed) :]) and len(streamed) == 6
