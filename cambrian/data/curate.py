@@ -134,8 +134,8 @@ class PoolScan:
     source: np.ndarray
     category: np.ndarray
     content: np.ndarray  # hash of conversations + image paths (exact duplicates)
-    visual: np.ndarray  # hash of conversations + image pHashes (near-duplicate images); 0 if no pHash
-    phash: np.ndarray  # pHash of the first image; 0 if none
+    visual: np.ndarray | None  # hash of conversations + image pHashes (near duplicates); None without image root
+    phash: np.ndarray | None  # pHash of the first image (0 if none); None without image root
     short: np.ndarray  # NO_PROMPT | SPLICE | RESERIALIZE
     insertions: np.ndarray  # (record, byte offset, kind) rows for SPLICE records, sorted
     sources: list[str]
@@ -289,8 +289,9 @@ def scan(paths: list[Path], config: CurateConfig, workers: int = 1, chunk_bytes:
         source=np.concatenate(sources),
         category=np.concatenate(categories),
         content=np.concatenate([p["content"] for p in parts]),
-        visual=np.concatenate([p["visual"] for p in parts]),
-        phash=np.concatenate([p["phash"] for p in parts]),
+        # without an image root there are no pHashes: keep no per-record zeros (16 bytes a record)
+        visual=np.concatenate([p["visual"] for p in parts]) if config.image_root is not None else None,
+        phash=np.concatenate([p["phash"] for p in parts]) if config.image_root is not None else None,
         short=np.concatenate([p["short"] for p in parts]),
         insertions=np.concatenate(
             [
@@ -369,7 +370,7 @@ def select(pool: PoolScan, config: CurateConfig) -> tuple[np.ndarray, dict]:
     if config.dedup:
         exact = first_occurrences(pool.content, mask)
         stats["duplicates_exact"] = int(mask.sum() - exact.sum())
-        near = first_occurrences(pool.visual, exact, ignore_zero=True)
+        near = exact if pool.visual is None else first_occurrences(pool.visual, exact, ignore_zero=True)
         stats["duplicates_near_image"] = int(exact.sum() - near.sum())
         mask = near
     leaks = {}
@@ -380,7 +381,7 @@ def select(pool: PoolScan, config: CurateConfig) -> tuple[np.ndarray, dict]:
         leaks[folder] = {
             "benchmark_images": int(len(bench)),
             "leaked_records": int(leaked.sum()),
-            "first_positions": [int(p) for p in np.flatnonzero(leaked)[:20]],
+            "first_positions": [int(p) for p in np.flatnonzero(leaked)[:20]],  # 0-based record in the input stream
         }
     stats["leakage"] = {
         "distance": config.leak_distance,
@@ -506,6 +507,8 @@ def curate(
 ) -> dict:
     """Both passes; `workers` processes (default: all CPUs) share each pass. The output does not depend on it."""
     workers = workers or os.cpu_count() or 1
+    if config.benchmark_images and config.image_root is None:
+        raise ValueError("benchmark images need an image root: leakage compares the pool's image pHashes with theirs")
     paths = [Path(p) for p in paths]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
