@@ -20,7 +20,7 @@ def train_command(ctx: typer.Context, config: Path = typer.Argument(..., help="Y
     from cambrian.train.loop import train
 
     result = train(load_config(config, list(ctx.args)))
-    if result["losses"]:
+    if result["is_main"] and result["losses"]:
         print(f"done: {result['steps']} steps, loss {result['losses'][0]:.4f} -> {result['losses'][-1]:.4f}")
 
 

@@ -330,11 +330,18 @@ class Trainer:
                 self.log(f"full model written to {final}")
         strategy.barrier()
         elapsed = time.perf_counter() - start
-        return {"losses": losses, "steps": state.step, "elapsed_s": elapsed, "checkpoint": last_saved, "final": final}
+        return {
+            "losses": losses,
+            "steps": state.step,
+            "elapsed_s": elapsed,
+            "checkpoint": last_saved,
+            "final": final,
+            "is_main": strategy.is_main,
+        }
 
 
 def train(config: TrainConfig) -> dict:
-    """Run (or resume) a training run. Returns {losses, steps, elapsed_s, checkpoint, final}."""
+    """Run (or resume) a training run. -> {losses, steps, elapsed_s, checkpoint, final, is_main}."""
     config = with_model_source(config.resolved())
     trainer = Trainer(config)
     try:
