@@ -202,7 +202,7 @@ def test_million_line_jsonl_opens_fast_with_o1_access(tmp_path, tokenizer):
         assert example["id"] == f"r{i}" and example["pixel_values"] is None
     per_example = (time.perf_counter() - start) / len(picks)
     print(f"tokenized example: {per_example * 1e3:.2f} ms")
-    assert per_example < 5e-3
+    assert per_example < 25e-3  # tokenization included; generous: CI machines are shared
     lengths = dataset.modality_lengths()
     assert len(lengths) == n and (lengths[::3] < 0).all() and (lengths[1::3] > 0).all()
     assert np.array_equal(dataset.modality_lengths(), lengths)  # cached beside the file
