@@ -78,7 +78,10 @@ def build_data(config: TrainConfig, model, tokenizer, rank: int, world_size: int
         rejects_path=Path(config.output_dir) / f"rejects.rank{rank}.jsonl" if config.on_error == "skip" else None,
     )
     lengths = dataset.modality_lengths() if config.group_by_length else np.ones(len(dataset), np.int64)
-    sampler = LengthGroupedSampler(lengths, config.batch_size, seed=config.seed, num_replicas=world_size, rank=rank)
+    # one sampler batch per rank and optimizer step (batch_size x grad_accum, cut into micro-batches by the loader):
+    # the global batch is then the same set of samples for any split into ranks and accumulation steps
+    per_step = config.batch_size * config.grad_accum
+    sampler = LengthGroupedSampler(lengths, per_step, seed=config.seed, num_replicas=world_size, rank=rank)
     loader = DataLoader(
         dataset,
         batch_size=config.batch_size,
