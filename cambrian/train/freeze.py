@@ -92,10 +92,10 @@ def freeze_table(model: nn.Module, config: TrainConfig) -> list[Row]:
 def format_table(rows: list[Row], config: TrainConfig) -> str:
     lora = f" (LoRA r={config.lora_r})" if config.lora_r else ""
     header = f"stage {config.stage} ({config.preset.name}): what trains{lora}"
-    lines = [header, f"{'module':<34} {'part':<9} {'trainable':>12} {'total':>12}  lr"]
+    lines = [header, f"{'module':<40} {'part':<9} {'trainable':>12} {'total':>12}  lr"]
     for row in rows:
         lr = f"{row.lr:g}" if row.lr is not None else "frozen"
-        lines.append(f"{row.module:<34} {row.part:<9} {row.trainable:>12,} {row.total:>12,}  {lr}")
+        lines.append(f"{row.module:<40} {row.part:<9} {row.trainable:>12,} {row.total:>12,}  {lr}")
     trainable, total = sum(r.trainable for r in rows), sum(r.total for r in rows)
-    lines.append(f"{'total':<34} {'':<9} {trainable:>12,} {total:>12,}  ({100 * trainable / max(total, 1):.2f}%)")
+    lines.append(f"{'total':<40} {'':<9} {trainable:>12,} {total:>12,}  ({100 * trainable / max(total, 1):.2f}%)")
     return "\n".join(lines)
