@@ -111,14 +111,11 @@ def _words(text: str) -> list[str]:
 
 
 def extract_yes_no(text: str | None) -> str | None:
-    """ "yes" / "no", or None. The first word decides ("Yes, there is a dog." -> yes); otherwise exactly one of the
-    two words must appear ("There is no dog" -> no; "yes and no" -> None). Refusals ("No idea.") are None."""
+    """ "yes" / "no", or None. Exactly one of the two words must appear ("Yes." -> yes, "There is no dog" -> no,
+    "yes and no" -> None), as in VLMEvalKit's YOrN extraction. Refusals ("No idea.") are None, not "no"."""
     if not text or not text.strip() or is_refusal(text):
         return None
-    words = _words(after_answer_phrase(text))
-    if words and words[0] in ("yes", "no"):
-        return words[0]
-    found = {w for w in words if w in ("yes", "no")}
+    found = {w for w in _words(after_answer_phrase(text)) if w in ("yes", "no")}
     return found.pop() if len(found) == 1 else None
 
 
