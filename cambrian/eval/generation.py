@@ -47,7 +47,10 @@ class Generator:
     @torch.no_grad()
     def generate(self, prompts: list[Prompt], max_new_tokens: int) -> list[str]:
         """Greedy answers for one batch, left-padded; returns the decoded new text of each prompt."""
-        width = max(len(p.input_ids) for p in prompts)
+        # One pad column more than needed: every row starts with padding, so the model's placeholder expansion
+        # sees a left-padded batch even when all prompts have the same length (it re-pads on the side it detects,
+        # and would pick the right side for a batch without padding whose images expand to different lengths).
+        width = max(len(p.input_ids) for p in prompts) + 1
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(prompts), width), dtype=torch.long)
         expanded = []
@@ -63,7 +66,8 @@ class Generator:
             kwargs["image_sizes"] = [im.size for im in images]
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
                                   do_sample=False, num_beams=1, pad_token_id=self.pad_id, **kwargs)
-        start = max(expanded)  # left padding: every expanded prompt ends at the same column
+        # left padding: every prompt ends at the same column; the expansion re-pads to the longest expanded row
+        start = max(expanded) if images else width
         answers = []
         for row in out[:, start:].tolist():
             cut = next((i for i, t in enumerate(row) if t in self.stop_ids), len(row))
