@@ -40,7 +40,8 @@ def results_payload(results: list[BenchResult], config: dict) -> dict:
         details[r.bench.name] = {
             "title": r.bench.title, "primary": r.bench.primary, "score": r.score,
             "random": r.random[r.bench.primary], "metrics": r.metrics, "random_metrics": r.random,
-            "paper": r.paper(), "n": r.n, "n_unparsed": r.n_unparsed, "n_refused": r.n_refused,
+            "paper": r.paper(), "paper_metrics": dict(r.bench.paper), "n": r.n, "n_unparsed": r.n_unparsed,
+            "n_refused": r.n_refused,
             "n_missing": r.n_missing,
         }
     return {
