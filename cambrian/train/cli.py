@@ -19,7 +19,11 @@ def train_command(ctx: typer.Context, config: Path = typer.Argument(..., help="Y
     from cambrian.train.config import load_config
     from cambrian.train.loop import train
 
-    result = train(load_config(config, list(ctx.args)))
+    try:
+        train_config = load_config(config, list(ctx.args)).resolved()
+    except (KeyError, ValueError, OSError) as error:  # a bad option or file: say which, without a traceback
+        raise typer.BadParameter(error.args[0] if error.args else str(error)) from None
+    result = train(train_config)
     if result["is_main"] and result["losses"]:
         print(f"done: {result['steps']} steps, loss {result['losses'][0]:.4f} -> {result['losses'][-1]:.4f}")
 
