@@ -76,12 +76,16 @@ def parse_ratios(spec: str | None) -> dict[str, float] | None:
 
 
 def splitmix64(x: np.ndarray) -> np.ndarray:
-    """A fixed, well-mixed 64-bit hash (vectorised): the seeded random key of each record."""
+    """A fixed, well-mixed 64-bit hash (vectorised, in place on a copy): the seeded random key of each record."""
+    x = np.array(x, dtype=np.uint64, copy=True)
     with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) & M64
-        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & M64
-        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & M64
-        return x ^ (x >> np.uint64(31))
+        x += np.uint64(0x9E3779B97F4A7C15)
+        x ^= x >> np.uint64(30)
+        x *= np.uint64(0xBF58476D1CE4E5B9)
+        x ^= x >> np.uint64(27)
+        x *= np.uint64(0x94D049BB133111EB)
+        x ^= x >> np.uint64(31)
+    return x
 
 
 def _digest(data: bytes) -> int:
@@ -137,7 +141,7 @@ class PoolScan:
     visual: np.ndarray | None  # hash of conversations + image pHashes (near duplicates); None without image root
     phash: np.ndarray | None  # pHash of the first image (0 if none); None without image root
     short: np.ndarray  # NO_PROMPT | SPLICE | RESERIALIZE
-    insertions: np.ndarray  # (record, byte offset, kind) rows for SPLICE records, sorted
+    insertions: np.ndarray  # uint32 (record, byte offset, kind) rows for SPLICE records, sorted
     sources: list[str]
     categories: list[str]
     malformed: list[dict]
@@ -230,7 +234,7 @@ def scan_chunk(task: tuple[Path, int, int, CurateConfig]) -> dict:
         "group": np.array(group_ids, np.uint32),
         "valid": np.frombuffer(bytes(valid), np.uint8).astype(bool),
         "short": np.frombuffer(bytes(short), np.uint8).copy(),
-        "insertions": np.array([insert_record, insert_offset, insert_kind], np.int64).reshape(3, -1).T,
+        "insertions": np.array([insert_record, insert_offset, insert_kind], np.uint32).reshape(3, -1).T.copy(),
         "content": np.frombuffer(bytes(content), "<u8").astype(np.uint64),
         "visual": np.array(visual, np.uint64),
         "phash": np.array(phash, np.uint64),
@@ -293,12 +297,12 @@ def scan(paths: list[Path], config: CurateConfig, workers: int = 1, chunk_bytes:
         visual=np.concatenate([p["visual"] for p in parts]) if config.image_root is not None else None,
         phash=np.concatenate([p["phash"] for p in parts]) if config.image_root is not None else None,
         short=np.concatenate([p["short"] for p in parts]),
-        insertions=np.concatenate(
+        insertions=np.concatenate(  # uint32: 12 bytes a prompt (record index and line offset < 2**32)
             [
-                p["insertions"] + [base, 0, 0]
+                p["insertions"] + np.array([base, 0, 0], np.uint32)
                 for p, base in zip(parts, np.cumsum([0] + [len(p["valid"]) for p in parts]), strict=False)
             ]
-        ),
+        ).astype(np.uint32),
         sources=list(source_ids),
         categories=list(category_ids),
         malformed=malformed,
@@ -307,24 +311,44 @@ def scan(paths: list[Path], config: CurateConfig, workers: int = 1, chunk_bytes:
 
 
 def first_occurrences(keys: np.ndarray, mask: np.ndarray, ignore_zero: bool = False) -> np.ndarray:
-    """Mask keeping, among `mask`, the first record of each key value (stream order)."""
-    positions = np.flatnonzero(mask if not ignore_zero else mask & (keys != 0))
-    _, first = np.unique(keys[positions], return_index=True)
+    """Mask keeping, among `mask`, the first record of each key value (stream order).
+
+    One stable argsort of the candidates' keys: ~20 bytes a record at the peak (this is the curation's high-water
+    mark, so no np.unique with its extra copies).
+    """
+    positions = np.flatnonzero(mask & (keys != 0) if ignore_zero else mask).astype(
+        np.uint32 if len(mask) < 2**32 else np.int64
+    )
+    candidate_keys = keys[positions]
+    order = np.argsort(candidate_keys, kind="stable")
+    candidate_keys = candidate_keys[order]
+    repeated = np.empty(len(order), dtype=bool)
+    repeated[:1] = False
+    np.equal(candidate_keys[1:], candidate_keys[:-1], out=repeated[1:])
+    del candidate_keys
     keep = mask.copy()
-    keep[positions] = False
-    keep[positions[first]] = True
+    keep[positions[order[repeated]]] = False
     return keep
 
 
 def cap_groups(groups: np.ndarray, keys: np.ndarray, mask: np.ndarray, caps: np.ndarray) -> np.ndarray:
-    """Keep, per group g, the caps[g] records of `mask` with the smallest random keys."""
-    positions = np.flatnonzero(mask)
-    order = positions[np.lexsort((keys[positions], groups[positions]))]
-    sorted_groups = groups[order]
-    starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
-    rank = np.arange(len(order)) - starts
+    """Keep, per group g, the caps[g] records of `mask` with the smallest random keys.
+
+    Positions are grouped with one stable argsort; each group is then cut with argpartition on its own keys, so
+    the temporaries beyond ~20 bytes a record are the size of the largest group.
+    """
+    positions = np.flatnonzero(mask).astype(np.uint32 if len(mask) < 2**32 else np.int64)
+    positions = positions[np.argsort(groups[positions], kind="stable")]
+    counts = np.bincount(groups[positions], minlength=len(caps))
     keep = np.zeros_like(mask)
-    keep[order[rank < caps[sorted_groups]]] = True
+    start = 0
+    for group, count in enumerate(counts.tolist()):
+        members, start = positions[start : start + count], start + count
+        cap = int(caps[group])
+        if count <= cap:
+            keep[members] = True
+        elif cap > 0:
+            keep[members[np.argpartition(keys[members], cap - 1)[:cap]]] = True
     return keep
 
 
@@ -394,7 +418,7 @@ def select(pool: PoolScan, config: CurateConfig) -> tuple[np.ndarray, dict]:
     before = mask.copy()
     if config.source_cap is not None:
         caps = np.full(len(pool.sources), config.source_cap, np.int64)
-        mask = cap_groups(pool.source.astype(np.int64), keys, mask, caps)
+        mask = cap_groups(pool.source, keys, mask, caps)
     capped = mask.copy()
     n_categories = len(pool.categories)
     if config.ratios is not None:
@@ -405,7 +429,7 @@ def select(pool: PoolScan, config: CurateConfig) -> tuple[np.ndarray, dict]:
         counts, size = allocate(available, config.ratios, config.target_size)
         stats["target_size"] = {"asked": config.target_size, "reached": size}
         caps = np.array([counts.get(c, 0) for c in pool.categories], np.int64)
-        mask = cap_groups(pool.category.astype(np.int64), splitmix64(keys), mask, caps)
+        mask = cap_groups(pool.category, splitmix64(keys), mask, caps)
     stats["sources"] = _table(pool.sources, pool.source, [before, capped, mask], ["before", "after_cap", "final"])
     stats["categories"] = _table(
         pool.categories, pool.category, [before, capped, mask], ["before", "after_cap", "final"]
@@ -482,7 +506,7 @@ def write_selected(
     tasks = []  # numpy slices (compact to hold and to pickle); workers turn them into lists
     for c, (path, start, end) in enumerate(chunks):
         part = slice(bounds[c], bounds[c + 1])
-        insertions = pool.insertions[rows[c] : rows[c + 1]] - [bounds[c], 0, 0]
+        insertions = pool.insertions[rows[c] : rows[c + 1]].astype(np.int64) - [bounds[c], 0, 0]
         tasks.append((path, start, end, mask[part], pool.short[part], insertions, parts_dir / f"{c:06d}"))
     results = _map(write_chunk, tasks, workers)
     tmp = out_path.with_name(out_path.name + ".tmp")
