@@ -190,3 +190,34 @@ def test_generate_feeds_a_transformers_streamer(tiny):
     assert streamer.ended
     streamed = torch.cat(streamer.chunks[1:])  # the first put is the (expanded) prompt
     assert torch.equal(streamed, out[0, -len(streamed) :]) and len(streamed) == 6
+
+
+def test_in_llm_context_belongs_to_one_call_and_survives_checkpointing():
+    from cambrian.constants import add_image_token
+    from cambrian.models.builder import _tokenizer_for
+
+    torch.manual_seed(0)
+    model = CambrianForCausalLM(cambrian_tiny()).train()
+    tokenizer = _tokenizer_for(model.config)
+    add_image_token(tokenizer)
+    inputs = batch(model, tokenizer, [A, TWO_IMAGES], "right")
+
+    def loss_and_grads():
+        model.zero_grad(set_to_none=True)
+        loss = model(**inputs, labels=inputs["input_ids"]).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain_loss, plain_grads = loss_and_grads()
+    text = torch.tensor([prompt_ids(tokenizer, "just text after a multimodal step")])
+    with torch.no_grad():  # a bare LLM call right after a multimodal forward runs no SVA block
+        after = model.language_model(input_ids=text).logits
+        fresh = CambrianForCausalLM(model.config).language_model
+        fresh.load_state_dict(model.language_model.state_dict())
+        assert torch.equal(after, fresh.train()(input_ids=text).logits)
+    model.gradient_checkpointing_enable()
+    ckpt_loss, ckpt_grads = loss_and_grads()
+    model.gradient_checkpointing_disable()
+    assert torch.allclose(plain_loss, ckpt_loss, atol=1e-6)
+    assert plain_grads.keys() == ckpt_grads.keys()
+    assert all(torch.allclose(plain_grads[n], ckpt_grads[n], atol=1e-5) for n in plain_grads)

@@ -56,6 +56,9 @@ class InLLMAggregation:
     vision: VisionWindows
 
 
+AGGREGATION_KWARG = "cambrian_aggregation"  # travels with the LLM call down to the decoder layers' hooks
+
+
 class CambrianPreTrainedModel(PreTrainedModel):
     config_class = CambrianConfig
     base_model_prefix = "cambrian"
@@ -94,10 +97,9 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         else:
             raise ValueError(f"unknown connector type {connector.type!r}; use 'sva' or 'mlp'")
         self.image_newline = nn.Parameter(torch.randn(llm_width) / llm_width**0.5) if connector.image_newline else None
-        self._aggregation: InLLMAggregation | None = None
         layers = decoder_layers(self.language_model)
         for k, layer_index in enumerate(self.in_llm_layers):
-            layers[layer_index].register_forward_hook(partial(self._aggregate_after_layer, k))
+            layers[layer_index].register_forward_hook(partial(self._aggregate_after_layer, k), with_kwargs=True)
         self.post_init()
 
     # -- plumbing expected by transformers / peft -----------------------------------------------------------------
@@ -186,9 +188,14 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
             torch.cat(positions), torch.cat(image_index), torch.cat(images.cell_index), images.vision
         )
 
-    def _aggregate_after_layer(self, k: int, module: nn.Module, args, output):
-        """Forward hook after decoder layer start + k * stride: the k-th in-LLM SVA block."""
-        context = self._aggregation
+    def _aggregate_after_layer(self, k: int, module: nn.Module, args, kwargs, output):
+        """Forward hook after decoder layer start + k * stride: the k-th in-LLM SVA block.
+
+        The context arrives as a keyword argument that transformers passes from the causal LM's forward down to every
+        decoder layer, so it belongs to this call only (a bare `language_model(...)` call runs no block) and
+        gradient-checkpoint recomputation sees it again.
+        """
+        context: InLLMAggregation | None = kwargs.get(AGGREGATION_KWARG)
         if context is None:
             return None
         hidden = output[0] if isinstance(output, tuple) else output
@@ -213,7 +220,6 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         **kwargs,
     ):
         """Returns the LLM's `CausalLMOutputWithPast` with `loss` (fp32 next-token CE on supervised tokens)."""
-        self._aggregation = None  # kept until the next call so gradient-checkpoint recomputation sees the same
         if inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass input_ids (or inputs_embeds for a text-only call)")
@@ -233,7 +239,9 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
                     )
                     position_ids = None
                     is_image = input_ids == self.config.image_token_id
-                self._aggregation = self._in_llm_aggregation(input_ids, images)
+                aggregation = self._in_llm_aggregation(input_ids, images)
+                if aggregation is not None:
+                    kwargs[AGGREGATION_KWARG] = aggregation
             elif bool(is_image.any()):
                 raise ImagePlaceholderError(
                     f"found {int(is_image.sum())} image placeholder tokens but no pixel_values were given"
