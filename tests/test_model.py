@@ -84,6 +84,9 @@ def test_save_load_round_trip_gives_identical_logits(tiny, tmp_path):
         assert torch.equal(model(**inputs).logits, loaded.eval()(**inputs).logits)
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+    from transformers import AutoModelForCausalLM
+
+    assert type(AutoModelForCausalLM.from_pretrained(tmp_path)) is CambrianForCausalLM
 
 
 def test_wrong_placeholder_count_says_found_and_expected(tiny):

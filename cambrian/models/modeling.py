@@ -16,7 +16,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 
 from cambrian.constants import IGNORE_INDEX
 from cambrian.models.configuration import CambrianConfig
@@ -313,3 +313,9 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
 def _has_past(kwargs: dict) -> bool:
     cache = kwargs.get("cache", kwargs.get("past_key_values"))
     return cache is not None and cache.get_seq_length() > 0
+
+
+# `AutoConfig` / `AutoModelForCausalLM.from_pretrained(folder)` open a Cambrian folder once `cambrian` is imported
+# (the official checkpoints needed their repository on the path: issue #59). No remote code is involved.
+AutoConfig.register(CambrianConfig.model_type, CambrianConfig, exist_ok=True)
+AutoModelForCausalLM.register(CambrianConfig, CambrianForCausalLM, exist_ok=True)
