@@ -28,13 +28,19 @@ def _tokenizer_for(config: CambrianConfig):
 
 
 def build_model(
-    spec: str | CambrianConfig, load_weights: bool = True, dtype: torch.dtype = torch.float32
+    spec: str | CambrianConfig,
+    load_weights: bool = True,
+    dtype: torch.dtype = torch.float32,
+    seed: int | None = None,
 ) -> tuple[CambrianForCausalLM, object]:
     """-> (model, tokenizer). `spec` is a preset name, a saved model folder, or a CambrianConfig.
 
     With `load_weights`, the LLM named by `config.llm.name_or_path` and every tower with a `source` load their real
-    weights; towers without one (a from-scratch ViT) and random-init presets stay random.
+    weights; towers without one (a from-scratch ViT) and random-init presets stay random, drawn from `seed` when
+    given (so every rank of a distributed run builds the same model).
     """
+    if seed is not None:
+        torch.manual_seed(seed)
     if isinstance(spec, str) and spec not in PRESETS and Path(spec).is_dir():
         return load_model(spec, dtype=dtype)
     config = get_preset(spec) if isinstance(spec, str) else spec
