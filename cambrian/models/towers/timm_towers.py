@@ -85,15 +85,11 @@ class OpenCLIPTower(TimmTower):
 
         if not self.config.source:
             raise ValueError(f"tower {self.name!r} has no open_clip `source`")
-        model_name, _, tag = (
-            self.config.source.partition(":")
-            if not self.config.source.startswith("hf-hub:")
-            else (
-                self.config.source,
-                "",
-                None,
-            )
-        )
+        source = self.config.source
+        if source.startswith("hf-hub:"):  # the hub repo carries both architecture and weights
+            model_name, tag = source, None
+        else:  # "architecture:pretrained-tag"
+            model_name, _, tag = source.partition(":")
         model = open_clip.create_model(model_name, pretrained=tag or None, load_weights=True)
         # the trunk's pooling head (SigLIP's attention pool) is not used for feature grids, so it may be absent here
         missing, _ = self.model.load_state_dict(model.visual.trunk.state_dict(), strict=False)
