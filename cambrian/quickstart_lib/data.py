@@ -1,0 +1,160 @@
+"""The quickstart's data, made from what installs here (DESIGN.md "Offline first"):
+
+- alignment (stage 1): captions written from ground truth, of easy-VQA images (their shape and colour, read back
+  from the dataset's own questions) and of the synthetic world's scenes (`describe_scene`);
+- instruction tuning (stage 2): easy-VQA train questions and CV-Bench-style questions built from a synthetic *train*
+  world, both with the short-answer prompts of Section 5.3; open "describe" questions answered with the captions
+  (so long questions keep long answers); and text-only chat self-distilled from the LLM (self_chat.py).
+
+The test world is rendered from another seed; train and test share no image.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cambrian.constants import IMAGE_TOKEN
+from cambrian.data.system_prompts import OPTION_LETTER, SINGLE_WORD
+
+TRAIN_WORLD_SEED, TEST_WORLD_SEED = 1, 2
+WORLD_SIZE = 256  # the fine tower's resolution: rendering larger only costs time
+DESCRIBE_PROMPTS = ("Describe this image.", "Describe this image in detail.", "What do you see in this picture?",
+                    "What is in this image?", "Tell me about this image.")
+# the instruction of the eval (SINGLE_WORD) most of the time, a plainer wording otherwise, so both give one word
+WORD_PROMPTS = (SINGLE_WORD, SINGLE_WORD, SINGLE_WORD, "Answer with a single word.")
+
+
+@dataclass
+class Example:
+    """One conversation; `image` is a file path, PNG bytes or None (text only)."""
+
+    id: str
+    kind: str  # caption | vqa | cvbench | describe | chat
+    turns: list[dict]
+    image: Path | bytes | None = None
+    meta: dict = field(default_factory=dict)
+
+    def to_llava(self) -> dict:
+        roles = {"user": "human", "assistant": "gpt"}
+        image = str(self.image) if isinstance(self.image, Path) else (f"{self.id}.png" if self.image else None)
+        record = {"id": self.id, "conversations": [{"from": roles[t["role"]], "value": t["content"]}
+                                                   for t in self.turns], "source": self.kind, "category": self.kind}
+        if image:
+            record["image"] = image
+        return record
+
+
+def _qa(example_id: str, kind: str, question: str, answer: str, image, meta=None) -> Example:
+    user = f"{IMAGE_TOKEN}\n{question}" if image is not None else question
+    return Example(example_id, kind, [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                   image, meta or {})
+
+
+# -- easy-VQA --
+
+_WHAT_IS = re.compile(r"what is the (\w+) shape\?")
+
+
+def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
+    """image id -> {"shape": ..., "color": ...}, read from the questions that state them."""
+    facts: dict[int, dict[str, str]] = {}
+    for q, a, i in zip(questions, answers, image_ids, strict=True):
+        f = facts.setdefault(i, {})
+        if q.startswith("what shape"):
+            f["shape"] = a
+        elif q.startswith("what color"):
+            f["color"] = a
+        elif m := _WHAT_IS.match(q):
+            f["color"], f["shape"] = m.group(1), a
+    return facts
+
+
+def easyvqa_caption(color: str, shape: str, rng: random.Random) -> str:
+    first = rng.choice([f"The image shows a single {color} {shape} on a plain white background.",
+                        f"This is a simple picture of a {color} {shape} on a white background.",
+                        f"A {color} {shape} is drawn on a plain white background."])
+    second = rng.choice([f"The {shape} is filled with a solid {color} colour and has clean, sharp edges.",
+                         f"It is a flat {shape}, coloured {color}, with no texture or shading.",
+                         f"The shape is a {shape} and its colour is {color}."])
+    third = rng.choice(["There are no other objects in the picture.", "Nothing else appears in the image.",
+                        "The rest of the image is empty."])
+    return f"{first} {second} {third}"
+
+
+def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int) -> dict[str, list[Example]]:
+    import easy_vqa
+
+    rng = random.Random(seed)
+    questions, answers, image_ids = easy_vqa.get_train_questions()
+    paths = easy_vqa.get_train_image_paths()
+    facts = easyvqa_facts(questions, answers, image_ids)
+    order = rng.sample(range(len(questions)), min(n_vqa, len(questions)))
+    vqa = [_qa(f"easyvqa-{k}", "vqa", f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
+               Path(paths[image_ids[k]])) for k in order]
+    described = [i for i in sorted(facts) if {"shape", "color"} <= facts[i].keys()]
+    rng.shuffle(described)
+    captions = [_qa(f"easyvqa-cap-{i}", "caption", rng.choice(DESCRIBE_PROMPTS),
+                    easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]))
+                for i in described[:n_captions]]
+    describe = [_qa(f"easyvqa-desc-{i}", "describe", rng.choice(DESCRIBE_PROMPTS),
+                    easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]))
+                for i in described[n_captions:n_captions + n_describe]]
+    return {"vqa": vqa, "caption": captions, "describe": describe}
+
+
+# -- synthetic world --
+
+def render_worlds(root: Path, n_train: int, n_test: int, progress=None) -> tuple[Path, Path]:
+    """Train and test worlds from different seeds; each rendered once (kept if already complete)."""
+    from cambrian.cvbench import render_world
+
+    worlds = []
+    for name, n, seed in (("train", n_train, TRAIN_WORLD_SEED), ("test", n_test, TEST_WORLD_SEED)):
+        folder = root / f"world-{name}-seed{seed}-n{n}"
+        if not (folder / "annotations" / "omni3d.json").exists():
+            render_world(folder, n=n, seed=seed, size=WORLD_SIZE, workers=2)
+        worlds.append(folder)
+        if progress:
+            progress(n)
+    return worlds[0], worlds[1]
+
+
+def build_bench(world: Path, out: Path):
+    """CV-Bench questions (official layout) from a rendered world; built once."""
+    from cambrian.cvbench import build_from_world, load_cvbench
+
+    if not any(out.glob("test*")):
+        build_from_world(out, world)
+    return load_cvbench(out)
+
+
+def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: int, seed: int):
+    from cambrian.cvbench import load_world
+
+    rng = random.Random(seed)
+    images = load_world(world)
+    rng.shuffle(images)
+    captions = [_qa(f"world-cap-{k}", "caption", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
+                for k, im in enumerate(images[:n_captions])]
+    describe = [_qa(f"world-desc-{k}", "describe", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
+                for k, im in enumerate(images[n_captions:n_captions + n_describe])]
+    records = build_bench(world, bench_dir)
+    cvbench = []
+    for r in records:
+        prompt = r.model_prompt if OPTION_LETTER in r.model_prompt else f"{r.prompt}\n{OPTION_LETTER}"
+        image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
+        cvbench.append(_qa(f"cvbench-train-{r.idx}", "cvbench", prompt, r.answer_letter, image, {"task": r.task}))
+    rng.shuffle(cvbench)
+    return {"caption": captions, "describe": describe, "cvbench": cvbench}
+
+
+def write_jsonl(examples: list[Example], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for e in examples:
+            f.write(json.dumps(e.to_llava()) + "\n")
+    return path

@@ -1,0 +1,185 @@
+"""A time-budgeted trainer for the two stages of the quickstart (paper Section 3.3 recipe, CPU-sized).
+
+Why not `cambrian train`: the quickstart must finish inside a wall-clock budget on two cores, so this loop stops at
+a deadline instead of a step count and spends no compute that does not move the loss: batches hold one kind of
+example (short answers are never padded to caption length), sequences are left-padded so that every supervised
+token sits in the last K columns, and the LLM computes logits for those K columns only (`logits_to_keep`).
+The model, freeze rules and learning-rate parts are the project's own (stage 1: connector; stage 2: connector+LLM).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from cambrian.constants import IGNORE_INDEX
+from cambrian.data.masking import tokenize_conversation
+from cambrian.models.image_tokens import expand_placeholders
+
+
+@dataclass
+class StageConfig:
+    name: str
+    seconds: float  # wall-clock budget for this stage
+    mix: dict[str, float]  # example kind -> share of batches
+    connector_lr: float
+    llm_lr: float = 0.0  # 0: LLM frozen (stage 1)
+    batch_size: int = 16
+    long_batch_size: int = 8  # captions, descriptions and chat are ~4x longer than short answers
+    max_steps: int | None = None
+    warmup_steps: int = 3
+    seed: int = 0
+
+
+@dataclass
+class StageLog:
+    name: str
+    steps: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    samples: int = 0
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "steps": self.steps, "seconds": self.seconds, "loss": self.loss,
+                "kind": self.kind, "samples": self.samples}
+
+
+LONG_KINDS = {"caption", "describe", "chat"}
+
+
+class Batcher:
+    """Endless shuffled batches of one kind at a time, the kind drawn by the mix."""
+
+    def __init__(self, examples: dict[str, list], mix: dict[str, float], sizes: dict[str, int], seed: int):
+        self.rng = random.Random(seed)
+        self.pools = {k: list(v) for k, v in examples.items() if v and mix.get(k, 0) > 0}
+        if not self.pools:
+            raise ValueError(f"no examples for any kind in the mix {mix}")
+        self.kinds = list(self.pools)
+        self.weights = [mix[k] for k in self.kinds]
+        self.sizes, self.cursor = sizes, {k: len(v) for k, v in self.pools.items()}
+
+    def next(self) -> tuple[str, list]:
+        kind = self.rng.choices(self.kinds, self.weights)[0]
+        pool, size = self.pools[kind], self.sizes[kind]
+        if self.cursor[kind] + size > len(pool):
+            self.rng.shuffle(pool)
+            self.cursor[kind] = 0
+        start = self.cursor[kind]
+        self.cursor[kind] += size
+        return kind, pool[start:start + size]
+
+
+def load_image(image):
+    import io
+
+    from PIL import Image
+
+    return Image.open(io.BytesIO(image) if isinstance(image, bytes) else image).convert("RGB")
+
+
+def collate(model, tokenizer, examples: list, cache: dict) -> dict:
+    """Left-padded ids/labels with placeholders already expanded, pixels per tower, and K (supervised tail)."""
+    token_rows, images = [], []
+    for e in examples:
+        if e.id not in cache:
+            tokens = tokenize_conversation(e.turns, tokenizer, "tokenizer")
+            cache[e.id] = (tokens.input_ids, tokens.labels)
+        token_rows.append(cache[e.id])
+        if e.image is not None:
+            images.append(load_image(e.image))
+    width = max(len(ids) for ids, _ in token_rows) + 1  # one pad column: the expansion keeps the left padding
+    pad = tokenizer.pad_token_id
+    input_ids = torch.full((len(examples), width), pad, dtype=torch.long)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    mask = torch.zeros_like(input_ids)
+    for r, (ids, lab) in enumerate(token_rows):
+        input_ids[r, width - len(ids):] = torch.tensor(ids)
+        labels[r, width - len(ids):] = torch.tensor(lab)
+        mask[r, width - len(ids):] = 1
+    batch = {}
+    if images:
+        per_image = [model.image_transform(im) for im in images]
+        batch["pixel_values"] = {k: torch.stack([t[k] for t in per_image]) for k in per_image[0]}
+        batch["image_sizes"] = [im.size for im in images]
+        counts = [model.num_image_tokens(im.size) for im in images]
+        input_ids, mask, labels = expand_placeholders(input_ids, mask, labels, counts, model.config.image_token_id,
+                                                      pad)
+    supervised = (labels != IGNORE_INDEX).float().argmax(dim=1)  # first supervised column per row
+    keep = int(labels.shape[1] - supervised.min()) + 1
+    batch.update(input_ids=input_ids, attention_mask=mask, labels=labels, keep=min(keep, labels.shape[1]))
+    return batch
+
+
+def batch_loss(model, batch: dict) -> torch.Tensor:
+    keep = batch["keep"]
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"), logits_to_keep=keep)
+    logits = out.logits[:, :-1].float()  # the last `keep` columns; column j predicts the token after it
+    targets = batch["labels"][:, -keep + 1:]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+def set_trainable(model, stage: StageConfig) -> list[dict]:
+    """Stage 1: connector (+ image newline) only; stage 2: also the LLM. Towers stay frozen (both are pretrained)."""
+    model.requires_grad_(False)
+    connector = [p for p in model.connector.parameters()] + ([model.image_newline] if model.image_newline
+                                                              is not None else [])
+    for p in connector:
+        p.requires_grad_(True)
+    groups = [{"params": connector, "lr": stage.connector_lr}]
+    if stage.llm_lr > 0:
+        model.language_model.requires_grad_(True)
+        groups.append({"params": list(model.language_model.parameters()), "lr": stage.llm_lr})
+    return groups
+
+
+def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None,
+                token_cache: dict | None = None) -> StageLog:
+    """Train until `stage.seconds` have passed (or max_steps); lr: linear warmup, then a cosine over the time."""
+    torch.manual_seed(stage.seed)
+    groups = set_trainable(model, stage)
+    for g in groups:
+        g["base_lr"] = g["lr"]
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.98))
+    sizes = {k: stage.long_batch_size if k in LONG_KINDS else stage.batch_size for k in examples}
+    batcher = Batcher(examples, stage.mix, sizes, stage.seed)
+    cache = token_cache if token_cache is not None else {}
+    log = StageLog(stage.name)
+    model.train()
+    start = time.perf_counter()
+    step = 0
+    while True:
+        elapsed = time.perf_counter() - start
+        if (stage.max_steps is not None and step >= stage.max_steps) or (
+                stage.max_steps is None and elapsed >= stage.seconds):
+            break
+        progress_fraction = step / stage.max_steps if stage.max_steps else elapsed / stage.seconds
+        factor = min(1.0, (step + 1) / stage.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi *
+                                                                                              progress_fraction)))
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
+        kind, chunk = batcher.next()
+        batch = collate(model, tokenizer, chunk, cache)
+        loss = batch_loss(model, batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        log.steps.append(step)
+        log.seconds.append(time.perf_counter() - start)
+        log.loss.append(loss.item())
+        log.kind.append(kind)
+        log.samples += len(chunk)
+        if progress:
+            progress(step, log.loss[-1], kind, time.perf_counter() - start)
+    model.requires_grad_(False)
+    model.eval()
+    return log

@@ -1,0 +1,120 @@
+"""`cambrian quickstart`: the budgeted trainer's loss equals the model's own, its data and template, and (slow, run
+by CI) the whole `--smoke` path end to end with real weights."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cambrian.quickstart_lib import data as qdata
+from cambrian.quickstart_lib.model import SHORT_CHAT_TEMPLATE, quickstart_config
+from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, set_trainable, train_stage
+
+
+def _examples(n=6, image_every=2):
+    from PIL import Image
+
+    examples = []
+    for k in range(n):
+        image = None
+        if k % image_every == 0:
+            path = f"/tmp/qs-test-{k}.png"
+            Image.new("RGB", (40 + 8 * k, 32), (30 * k, 100, 200)).save(path)
+            image = path
+        question = f"what shape is it, number {k}?" + (" tell me more" * k)
+        examples.append(qdata._qa(f"ex-{k}", "vqa", question, "circle" if k % 2 else "a red square", image))
+    return examples
+
+
+@pytest.fixture()
+def tiny_short(tiny):
+    model, tokenizer = tiny
+    original = tokenizer.chat_template
+    tokenizer.chat_template = SHORT_CHAT_TEMPLATE
+    yield model, tokenizer
+    tokenizer.chat_template = original
+
+
+def test_tail_only_loss_equals_full_loss(tiny_short):
+    """Left padding + logits for the last K columns gives exactly the model's loss over the full sequence."""
+    model, tokenizer = tiny_short
+    for chunk in (_examples()[::2], _examples()[1::2], _examples()):
+        batch = collate(model, tokenizer, chunk, {})
+        with torch.no_grad():
+            fast = batch_loss(model, batch)
+            full = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                         pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"),
+                         labels=batch["labels"]).loss
+        assert batch["keep"] < batch["input_ids"].shape[1]
+        torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+
+
+def test_stage_one_trains_the_connector_only_and_stage_two_the_llm(tiny_short):
+    model, tokenizer = tiny_short
+    groups = set_trainable(model, StageConfig("s1", 0, {"vqa": 1}, 1e-3))
+    assert len(groups) == 1 and not any(p.requires_grad for p in model.language_model.parameters())
+    assert not any(p.requires_grad for t in model.towers for p in t.parameters())
+    groups = set_trainable(model, StageConfig("s2", 0, {"vqa": 1}, 1e-3, llm_lr=1e-4))
+    assert len(groups) == 2 and all(p.requires_grad for p in model.language_model.parameters())
+    model.requires_grad_(False)
+
+
+def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
+    model, tokenizer = tiny_short
+    before = model.connector.projector.state_dict() if hasattr(model.connector, "projector") else None
+    before = {k: v.clone() for k, v in (before or {}).items()}
+    log = train_stage(model, tokenizer, {"vqa": _examples()}, StageConfig("s", 0, {"vqa": 1}, 1e-2, batch_size=3,
+                                                                          max_steps=3))
+    assert log.steps == [1, 2, 3] and len(log.loss) == 3 and log.samples == 9
+    assert all(torch.isfinite(torch.tensor(log.loss)))
+    after = model.connector.projector.state_dict() if before else {}
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_short_template_has_no_system_turn(tiny_short):
+    _, tokenizer = tiny_short
+    text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_quickstart_config_has_two_pretrained_towers_on_different_grids():
+    config = quickstart_config()
+    towers = config.tower_configs
+    assert [t.image_size for t in towers] == [256, 128] and [t.grid_size for t in towers] == [16, 8]
+    assert all(t.source and not t.trainable for t in towers)
+
+
+def test_easyvqa_facts_and_captions():
+    facts = qdata.easyvqa_facts(["what is the blue shape?", "what color is the shape?", "what shape is in the image?"],
+                                ["rectangle", "red", "circle"], [0, 1, 1])
+    assert facts == {0: {"color": "blue", "shape": "rectangle"}, 1: {"color": "red", "shape": "circle"}}
+    import random
+
+    caption = qdata.easyvqa_caption("red", "circle", random.Random(0))
+    assert caption.count(".") >= 3 and "red" in caption and "circle" in caption
+
+
+@pytest.mark.slow
+def test_quickstart_smoke_end_to_end(tmp_path):
+    out = tmp_path / "qs"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CAMBRIAN_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", "from cambrian.cli import main; main()", "quickstart", "--smoke",
+                             "--out", str(out)], capture_output=True, text=True, env=env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    assert f"cambrian chat --model {out / 'model'}" in printed
+    assert (out / "model" / "config.json").exists() and (out / "model" / "tokenizer_config.json").exists()
+    for name in ("report.md", "report.json", "loss.png", "accuracy.png", "examples.png",
+                 "data/alignment.jsonl", "data/instruct.jsonl"):
+        assert (out / name).stat().st_size > 0, name
+    report = json.loads((out / "report.json").read_text())
+    assert report["smoke"] and [len(s["steps"]) for s in report["training"]["stages"]] == [2, 3]
+    for bench in ("easyvqa", "cvbench"):
+        entry = report["evaluation"][bench]
+        assert {"vision_on", "vision_off", "random", "n"} <= entry.keys() and entry["n"] > 0
+    assert len(report["examples"]) == 3 and all(isinstance(e["answer"], str) for e in report["examples"])
+    assert (out / "eval" / "results.json").exists() and (out / "eval" / "results.novision.json").exists()
