@@ -21,12 +21,12 @@ class Plan:
     easyvqa_captions: int = 400
     easyvqa_describe: int = 300
     world_train: int = 300
-    world_test: int = 100
+    world_test: int = 70
     world_captions: int = 150
     world_describe: int = 150
-    self_chat_prompts: int = 24
-    self_chat_tokens: int = 64
-    eval_easyvqa: int | None = 400
+    self_chat_prompts: int = 16
+    self_chat_tokens: int = 48
+    eval_easyvqa: int | None = 300
     eval_cvbench: int | None = None
     stage1_share: float = 0.1
     stage1_steps: int | None = None
@@ -43,7 +43,8 @@ class Plan:
 
 
 STAGE2_MIX = {"vqa": 0.55, "cvbench": 0.25, "describe": 0.1, "chat": 0.1}
-SECONDS_PER_EVAL = {True: 0.12, False: 0.06}  # measured on 2 cores at batch 16 (vision on / off), for the reserve
+# seconds per question at batch 16 (vision on / off), measured on the shared 2-core machine: the evaluation reserve
+SECONDS_PER_EVAL = {True: 0.36, False: 0.18}
 FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots
 
 
@@ -77,6 +78,11 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     say = tqdm.write
 
+    from cambrian.quickstart_lib.cpu import choose_threads
+
+    threads, probe = choose_threads()
+    say(f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms" for n, t in probe.items())
+        + ")")
     say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, SmolLM2-135M-Instruct")
     model, tokenizer = build_quickstart_model()
     millions = sum(p.numel() for p in model.parameters()) / 1e6
@@ -146,7 +152,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
-        "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
+        "plan": asdict(plan), "stage2_mix": STAGE2_MIX, "cpu_threads": threads, "thread_probe_s": probe,
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
             "at 128 px on an 8x8 grid; SVA connector L=4 (16 visual tokens + 4 newline tokens), D=2, G=1, in-LLM "
