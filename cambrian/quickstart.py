@@ -111,7 +111,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
                                                                      for k, v in stage2_data.items()}}
     say("      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
-    n_eval = (plan.eval_easyvqa or 9673) + (plan.eval_cvbench or 400)
+    n_eval = (plan.eval_easyvqa or 9673) + (plan.eval_cvbench or 3 * plan.world_test)  # ~3 questions per image
     reserve = n_eval * (SECONDS_PER_EVAL[True] + SECONDS_PER_EVAL[False]) + FINAL_RESERVE_S
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
     say(f"[3/6] training for {train_s:.0f} s ({reserve:.0f} s kept for evaluation and the report)")
