@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "cvbench": "cambrian.cvbench.cli",
     "train": "cambrian.train.cli",
     "eval": "cambrian.eval.cli",
+    "analyze": "cambrian.eval.analyze_cli",
     "quickstart": "cambrian.quickstart",
     "chat": "cambrian.serve.cli",
 }
