@@ -177,7 +177,7 @@ def analyze(result_files: list[str | Path], out: str | Path) -> dict[str, Path]:
                color=colour)
     ax.set_xticks(x, [row[0] for row in table], rotation=45, ha="right")
     ax.set_ylabel("score (MME-P / 20)")
-    ax.set_title("Vision enabled vs disabled vs random guess (sorted by the vision gap)")
+    ax.set_title("Vision on vs off vs random guess\n(sorted by the on - off gap)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(files["vision_on_off"], dpi=120)
@@ -187,14 +187,23 @@ def analyze(result_files: list[str | Path], out: str | Path) -> dict[str, Path]:
     if len(columns) < 2:
         raise ValueError("need at least two benchmarks that every results file has, for the PCA and correlations")
     coords, explained = pca_2d(matrix)
+    coords[np.abs(coords) < 1e-9] = 0.0  # a component with no variance is exactly 0, not float noise
     fig, ax = plt.subplots(figsize=(6.4, 5.2))
     for category, colour in COLOURS.items():
         pick = [i for i, c in enumerate(columns) if category_of(c) == category]
         if pick:
             sizes = [40 + 8 * np.sqrt(max(runs[0].sizes.get(columns[i], 1), 1)) for i in pick]
             ax.scatter(coords[pick, 0], coords[pick, 1], s=sizes, c=colour, alpha=0.6, label=category)
-    for i, c in enumerate(columns):
-        ax.annotate(c, coords[i], fontsize=8, xytext=(4, 4), textcoords="offset points")
+    labels: dict[tuple[float, float], list[str]] = {}
+    for i, c in enumerate(columns):  # benchmarks at the same point share one label
+        labels.setdefault((round(coords[i, 0], 6), round(coords[i, 1], 6)), []).append(c)
+    for (x0, y0), names in labels.items():
+        ax.annotate(", ".join(names), (x0, y0), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    span = max(float(np.abs(coords).max()), 1e-6) * 1.3
+    ax.set_xlim(-span, span)
+    ax.set_ylim(-span, span)
+    ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+    ax.axvline(0, color="0.85", lw=0.8, zorder=0)
     ax.set_xlabel(f"PC1 ({100 * explained[0]:.0f} %)")
     ax.set_ylabel(f"PC2 ({100 * explained[1]:.0f} %)")
     ax.set_title(f"PCA of benchmark scores across {len(runs)} models (bubble size ~ samples)")
@@ -204,15 +213,18 @@ def analyze(result_files: list[str | Path], out: str | Path) -> dict[str, Path]:
     plt.close(fig)
 
     corr = correlation(matrix)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(columns), 0.8 + 0.5 * len(columns)))
+    side = max(5.0, 1.5 + 0.55 * len(columns))
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
     image = ax.imshow(np.ma.masked_invalid(corr), vmin=-1, vmax=1, cmap="RdBu_r")
     ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(columns)), columns, fontsize=8)
     for i in range(len(columns)):
         for j in range(len(columns)):
-            ax.text(j, i, _fmt(corr[i, j]), ha="center", va="center", fontsize=6)
+            dark = not np.isnan(corr[i, j]) and abs(corr[i, j]) > 0.6
+            ax.text(j, i, _fmt(corr[i, j]), ha="center", va="center", fontsize=8 if len(columns) < 10 else 6,
+                    color="white" if dark else "black")
     fig.colorbar(image, ax=ax, shrink=0.8)
-    ax.set_title(f"Correlation of benchmark scores across {len(runs)} models")
+    ax.set_title(f"Benchmark correlation\n(Pearson, across {len(runs)} models)")
     fig.tight_layout()
     fig.savefig(files["correlation"], dpi=120)
     plt.close(fig)

@@ -30,3 +30,7 @@ def register(app: typer.Typer) -> None:
 
 app = typer.Typer(add_completion=False, help="Analyze benchmark results across models.")
 register(app)
+
+
+if __name__ == "__main__":
+    app()
