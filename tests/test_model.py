@@ -224,3 +224,13 @@ def test_in_llm_context_belongs_to_one_call_and_survives_checkpointing():
     assert torch.allclose(plain_loss, ckpt_loss, atol=1e-6)
     assert plain_grads.keys() == ckpt_grads.keys()
     assert all(torch.allclose(plain_grads[n], ckpt_grads[n], atol=1e-5) for n in plain_grads)
+
+
+def test_generate_left_pads_an_unpadded_batch_whose_images_expand_differently(tiny):
+    model, tokenizer = tiny
+    wide, square = ("<image>\nWhat is this?", [image(64, 32, 6)]), ("<image>\nWhat is this?", [image(40, 40, 7)])
+    kwargs = dict(max_new_tokens=5, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    together = model.generate(**batch(model, tokenizer, [wide, square], "right"), **kwargs)  # no padding in the ids
+    for row, sample in enumerate([wide, square]):
+        alone = model.generate(**batch(model, tokenizer, [sample], "right"), **kwargs)
+        assert torch.equal(together[row, -5:], alone[0, -5:])

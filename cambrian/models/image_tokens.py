@@ -46,9 +46,11 @@ def expand_placeholders(
     tokens_per_image: list[int],
     image_token_id: int,
     pad_token_id: int,
+    side: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Repeat each placeholder n_i times (image i in reading order), re-pad on the batch's padding side."""
-    side = padding_side(attention_mask)
+    """Repeat each placeholder n_i times (image i in reading order), re-pad on `side` (default: the batch's own;
+    an unpadded batch counts as right-padded, so generation passes "left": prompts must end together)."""
+    side = side or padding_side(attention_mask)
     counts = iter(tokens_per_image)
     rows_ids, rows_mask, rows_labels = [], [], []
     for b in range(input_ids.shape[0]):

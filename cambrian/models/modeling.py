@@ -300,6 +300,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
                     per_image,
                     self.config.image_token_id,
                     self._pad_token_id(),
+                    side="left",  # prompts must end together, even when the ids came unpadded
                 )
         return super().generate(
             input_ids=input_ids,
