@@ -32,8 +32,8 @@ class Plan:
     stage1_steps: int | None = None
     stage2_steps: int | None = None
     connector_lr: float = 1e-3
-    stage2_connector_lr: float = 5e-4
-    llm_lr: float = 1e-4
+    stage2_connector_lr: float = 1e-3
+    llm_lr: float = 2e-4
 
     @classmethod
     def smoke(cls) -> Plan:
@@ -44,8 +44,8 @@ class Plan:
 
 STAGE2_MIX = {"vqa": 0.55, "cvbench": 0.25, "describe": 0.1, "chat": 0.1}
 # seconds per question at batch 16 (vision on / off), measured on the shared 2-core machine: the evaluation reserve
-SECONDS_PER_EVAL = {True: 0.36, False: 0.18}
-FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots
+SECONDS_PER_EVAL = {True: 0.33, False: 0.17}
+FINAL_RESERVE_S = 35.0  # saving the model, example answers, plots
 
 
 def register(app: typer.Typer) -> None:
@@ -126,6 +126,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):
         if stage.name.startswith("stage 2"):  # whatever stage 1 left of the training time
             stage.seconds = max(10.0, deadline - time.perf_counter() - reserve)
+        threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
+        say(f"      {stage.name}: {threads} CPU thread(s)")
         total = stage.max_steps or int(stage.seconds)
         with tqdm(total=total, desc=stage.name, unit="step" if stage.max_steps else "s") as bar:
             def progress(step, loss, kind, elapsed, bar=bar, total=total, stepped=stage.max_steps is not None):
@@ -140,7 +142,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     model_dir = out / "model"
     save_model(model, tokenizer, model_dir)
 
-    say("[5/6] evaluating (vision on, vision off; random-guess expectations from the harness)")
+    threads, _ = choose_threads()
+    say(f"[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; {threads} thread(s))")
     from cambrian.quickstart_lib.evaluate import evaluate
 
     scores = evaluate(model, tokenizer, model_dir, test_bench, out / "eval", plan.eval_easyvqa, plan.eval_cvbench,
