@@ -32,8 +32,8 @@ class Plan:
     stage1_steps: int | None = None
     stage2_steps: int | None = None
     connector_lr: float = 1e-3
-    stage2_connector_lr: float = 1e-3
-    llm_lr: float = 2e-4
+    stage2_connector_lr: float = 5e-4
+    llm_lr: float = 1e-4
 
     @classmethod
     def smoke(cls) -> Plan:
