@@ -36,8 +36,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)) for _ in range(args.batch)]
-    per_image = [model.image_transform(im) for im in images]
-    pixel_values = {k: torch.stack([p[k] for p in per_image]) for k in per_image[0]}
+    image_inputs = model.image_inputs(images)
     image_tokens = model.num_image_tokens((64, 64))
     vocab = llm.config.vocab_size
     text = torch.randint(100, vocab - 100, (args.batch, args.text_tokens))
@@ -50,12 +49,7 @@ def main() -> None:
 
     def cambrian_step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        out = model(
-            input_ids=cambrian_ids,
-            pixel_values=pixel_values,
-            image_sizes=[im.size for im in images],
-            labels=cambrian_ids,
-        )
+        out = model(input_ids=cambrian_ids, labels=cambrian_ids, **image_inputs)
         out.loss.backward()
         optimizer.step()
 

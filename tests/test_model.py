@@ -33,12 +33,7 @@ def batch(model, tokenizer, samples, side):
         input_ids[b, span] = torch.tensor(row)
         mask[b, span] = 1
     images = [im for _, ims in samples for im in ims]
-    inputs = {"input_ids": input_ids, "attention_mask": mask}
-    if images:
-        per_tower = [model.image_transform(im) for im in images]
-        inputs["pixel_values"] = {k: torch.stack([p[k] for p in per_tower]) for k in per_tower[0]}
-        inputs["image_sizes"] = [im.size for im in images]
-    return inputs
+    return {"input_ids": input_ids, "attention_mask": mask, **model.image_inputs(images)}
 
 
 A = ("<image>\nWhat shape is in the picture?", [image(48, 30, 1)])

@@ -54,11 +54,7 @@ def test_real_efficientnet_and_smollm2_answer_offline():
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
         ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-        inputs = {"input_ids": ids}
-        if images:
-            per_image = [model.image_transform(im) for im in images]
-            inputs["pixel_values"] = {k: torch.stack([p[k] for p in per_image]) for k in per_image[0]}
-            inputs["image_sizes"] = [im.size for im in images]
+        inputs = {"input_ids": ids, **model.image_inputs(list(images))}
         out = model.generate(**inputs, max_new_tokens=12, do_sample=False)
         return tokenizer.decode(out[0, -12:], skip_special_tokens=True)
 

@@ -59,11 +59,7 @@ class Generator:
             attention[row, width - len(p.input_ids):] = 1
             expanded.append(len(p.input_ids) + sum(self.model.num_image_tokens(im.size) - 1 for im in p.images))
         images = [im for p in prompts for im in p.images]
-        kwargs = {}
-        if images:
-            per_image = [self.model.image_transform(im) for im in images]
-            kwargs["pixel_values"] = {k: torch.stack([t[k] for t in per_image]) for k in per_image[0]}
-            kwargs["image_sizes"] = [im.size for im in images]
+        kwargs = self.model.image_inputs(images)
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
                                   do_sample=False, num_beams=1, pad_token_id=self.pad_id, **kwargs)
         # left padding: every prompt ends at the same column; the expansion re-pads to the longest expanded row

@@ -79,7 +79,6 @@ def generate(
     max_new_tokens: int = typer.Option(64),
 ) -> None:
     """One greedy answer, streamed to the terminal."""
-    import torch
     from PIL import Image
     from transformers import TextStreamer
 
@@ -95,10 +94,6 @@ def generate(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
     input_ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    inputs = {"input_ids": input_ids}
-    if images:
-        per_image = [cambrian.image_transform(im) for im in images]
-        inputs["pixel_values"] = {k: torch.stack([p[k] for p in per_image]) for k in per_image[0]}
-        inputs["image_sizes"] = [im.size for im in images]
+    inputs = {"input_ids": input_ids, **cambrian.image_inputs(images)}
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     cambrian.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)

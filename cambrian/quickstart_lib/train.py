@@ -103,11 +103,8 @@ def collate(model, tokenizer, examples: list, cache: dict) -> dict:
         input_ids[r, width - len(ids):] = torch.tensor(ids)
         labels[r, width - len(ids):] = torch.tensor(lab)
         mask[r, width - len(ids):] = 1
-    batch = {}
+    batch = model.image_inputs(images)
     if images:
-        per_image = [model.image_transform(im) for im in images]
-        batch["pixel_values"] = {k: torch.stack([t[k] for t in per_image]) for k in per_image[0]}
-        batch["image_sizes"] = [im.size for im in images]
         counts = [model.num_image_tokens(im.size) for im in images]
         input_ids, mask, labels = expand_placeholders(input_ids, mask, labels, counts, model.config.image_token_id,
                                                       pad)

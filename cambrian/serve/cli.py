@@ -52,11 +52,7 @@ class ChatSession:
         self.turns.append({"role": "user", "content": content})
         template = getattr(self.model.config.llm_config, "template", None) or "tokenizer"
         ids = tokenize_conversation(self.turns, self.tokenizer, template, add_generation_prompt=True).input_ids
-        kwargs = {}
-        if self.images:
-            per_image = [self.model.image_transform(im) for im in self.images]
-            kwargs["pixel_values"] = {k: torch.stack([t[k] for t in per_image]) for k in per_image[0]}
-            kwargs["image_sizes"] = [im.size for im in self.images]
+        kwargs = self.model.image_inputs(self.images)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
         kwargs.update(input_ids=torch.tensor([ids]), max_new_tokens=self.max_new_tokens, do_sample=False,
                       repetition_penalty=self.repetition_penalty, streamer=streamer,
