@@ -8,6 +8,7 @@ questions at length.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 SINGLE_WORD = "Answer the question using a single word or phrase."
 OPTION_LETTER = "Answer with the option's letter from the given choices directly."
@@ -34,24 +35,36 @@ MAX_ANSWER_CHARS = 48  # longest answer that may count as short (letters, number
 
 def short_answer_kind(question: str, answer: str) -> str | None:
     """ "letter" | "number" | "word" for short answers, None for answers that deserve no instruction."""
+    could_be_letter, kind = _answer_kind(answer)
+    if could_be_letter and len(_OPTIONS.findall(question)) >= 2:
+        return "letter"
+    return kind
+
+
+@lru_cache(maxsize=1 << 16)  # short answers repeat (yes, no, 2, B, ...): curation asks about millions of them
+def _answer_kind(answer: str) -> tuple[bool, str | None]:
+    """(whether the answer may be an option letter, its kind otherwise): the part that ignores the question."""
     answer = answer.strip()
     if not answer or "\n" in answer or len(answer) > MAX_ANSWER_CHARS:
-        return None
-    if len(answer) <= 4 and _LETTER.match(answer) and len(_OPTIONS.findall(question)) >= 2:
-        return "letter"
+        return False, None
+    could_be_letter = len(answer) <= 4 and _LETTER.match(answer) is not None
     bare = answer.rstrip(".")
     if _NUMBER.fullmatch(bare) and _DIGIT.search(bare):
-        return "number"
+        return could_be_letter, "number"
     if len(bare) <= MAX_PHRASE_CHARS and len(bare.split()) <= MAX_PHRASE_WORDS and bare[-1:] not in "!?":
-        return "word"
-    return None
+        return could_be_letter, "word"
+    return could_be_letter, None
 
 
 _FAMILY = re.compile("|".join(re.escape(prompt) for prompt in FAMILY))
 
 
+# a substring every prompt of the family holds: one fast `in` test spares most questions the regex search
+_FAMILY_MARK = "nswer" if all("nswer" in prompt for prompt in FAMILY) else ""
+
+
 def has_instruction(question: str) -> bool:
-    return _FAMILY.search(question) is not None
+    return _FAMILY_MARK in question and _FAMILY.search(question) is not None
 
 
 def prompt_plan(conversations: list) -> list[tuple[int, str]]:
