@@ -226,9 +226,16 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ):
-        """Returns the LLM's `CausalLMOutputWithPast` with `loss` (fp32 next-token CE on supervised tokens)."""
+        """Returns the LLM's `CausalLMOutputWithPast` with `loss` (fp32 next-token CE on supervised tokens).
+
+        `logits_to_keep` (0: all) is named here so that `generate` finds it and asks for the last position only: the
+        prompt's other logits are never read, and the LM head over the whole prompt is about a fifth of a prefill.
+        """
+        if labels is not None and logits_to_keep:
+            raise ValueError("labels need the logits of every position: pass logits_to_keep=0")
         if inputs_embeds is None:
             if input_ids is None:
                 raise ValueError("pass input_ids (or inputs_embeds for a text-only call)")
@@ -264,7 +271,11 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
                 layout_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
                 position_ids = (layout_mask.long().cumsum(-1) - 1).clamp(min=0)
         outputs = self.language_model(
-            inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, **kwargs
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
         )
         if labels is not None:
             logits = outputs.logits[:, :-1].float()
