@@ -1,0 +1,116 @@
+"""Curation pass 2: the kept lines in input order, with the short-answer system prompts (paper Section 5.3).
+
+A kept line is copied as raw bytes. With prompts on, it is parsed once more (kept records only: planning prompts
+for the whole pool in pass 1 cost more than this second parse of the survivors) and each prompt is spliced into the
+raw bytes just before the closing quote of its question, so the output equals parse-modify-serialise everywhere
+else in the line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from cambrian.data.curate_chunks import imap_ordered, read_chunk, split_chunks, without_gc
+from cambrian.data.curate_scan import PoolScan
+from cambrian.data.system_prompts import PROMPTS, add_system_prompts, prompt_plan
+
+# "\n" + prompt as it appears inside a JSON string (the prompts hold no quote or backslash)
+SPLICED = {kind: orjson.dumps("\n" + prompt)[1:-1] for kind, prompt in PROMPTS.items()}
+
+
+def splice_offsets(data: bytes, start: int, end: int, conversations: list, plan: list) -> list[int] | None:
+    """Where each prompt goes in data[start:end]: the closing quote of its question's JSON string.
+
+    None when a question's encoding is not found exactly once in the line (another escaping style, or the same text
+    twice) or ends in whitespace (the prompt replaces it): the caller then re-serialises the record.
+    """
+    offsets = []
+    for index, _ in plan:
+        question = conversations[index]["value"]
+        if question != question.rstrip():
+            return None
+        encoded = orjson.dumps(question)
+        position = data.find(encoded, start, end)
+        if position < 0 or data.find(encoded, position + 1, end) >= 0:
+            return None
+        offsets.append(position + len(encoded) - 1)
+    return offsets
+
+
+@without_gc
+def write_chunk(task: tuple) -> tuple[bytes, dict[str, int], int]:
+    """Pass 2 over one byte range: (output bytes, prompts added by kind, records that got one).
+
+    Line boundaries come from one numpy scan for newlines; Python touches only the kept records.
+    """
+    path, start, end, keep, blank_lines, prompts = task
+    data = read_chunk(path, start, end)
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    line_ends = np.flatnonzero(np.frombuffer(data, np.uint8) == ord("\n")) + 1
+    line_starts = np.concatenate([[0], line_ends[:-1]])
+    kept = np.flatnonzero(keep)
+    starts = np.delete(line_starts, blank_lines)[kept].tolist()
+    ends = np.delete(line_ends, blank_lines)[kept].tolist()
+    view = memoryview(data)
+    if not prompts:
+        return b"".join([view[s:e] for s, e in zip(starts, ends, strict=True)]), {}, 0
+    pieces: list = []
+    kinds = dict.fromkeys(PROMPTS, 0)
+    with_prompt, loads = 0, orjson.loads
+    for line_start, line_end in zip(starts, ends, strict=True):
+        obj = loads(view[line_start:line_end])
+        conversations = obj["conversations"]
+        plan = prompt_plan(conversations)
+        if not plan:
+            pieces.append(view[line_start:line_end])
+            continue
+        with_prompt += 1
+        for _, kind in plan:
+            kinds[kind] += 1
+        offsets = splice_offsets(data, line_start, line_end, conversations, plan)
+        if offsets is None:
+            add_system_prompts(conversations)
+            pieces.append(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+            continue
+        for offset, (_, kind) in zip(offsets, plan, strict=True):
+            pieces += (view[line_start:offset], SPLICED[kind])
+            line_start = offset
+        pieces.append(view[line_start:line_end])
+    return b"".join(pieces), kinds, with_prompt
+
+
+def write_selected(
+    paths: list[Path],
+    pool: PoolScan,
+    mask: np.ndarray,
+    out_path: Path,
+    prompts: bool = True,
+    workers: int = 1,
+    chunks: list | None = None,
+) -> dict:
+    """Pass 2: the kept lines in input order; chunks are processed in parallel and written in order."""
+    chunks = chunks if chunks is not None else split_chunks(paths)
+    bounds = np.concatenate([[0], np.cumsum(pool.chunk_records)]).astype(np.int64)
+    tasks = [  # numpy slices: compact to hold and to pickle
+        (path, start, end, mask[bounds[c] : bounds[c + 1]], pool.chunk_blank_lines[c], prompts)
+        for c, (path, start, end) in enumerate(chunks)
+    ]
+    kinds = dict.fromkeys(PROMPTS, 0)
+    with_prompt = 0
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(tmp, "wb") as out:
+        for data, chunk_kinds, chunk_with_prompt in imap_ordered(write_chunk, tasks, workers):
+            out.write(data)
+            with_prompt += chunk_with_prompt
+            for kind, n in chunk_kinds.items():
+                kinds[kind] += n
+    os.replace(tmp, out_path)
+    return {
+        "records_with_prompt": with_prompt,
+        "prompts_by_kind": {kind: n for kind, n in sorted(kinds.items()) if n},
+    }
