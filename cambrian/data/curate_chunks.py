@@ -7,7 +7,7 @@ import gc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-CHUNK_BYTES = 32 << 20  # ~100k records of Cambrian size: few enough tasks to balance, small enough memory
+CHUNK_BYTES = 8 << 20  # ~25k records of Cambrian size: tasks enough to balance workers, a few MB of memory each
 
 
 def split_chunks(paths: list[Path], chunk_bytes: int = CHUNK_BYTES) -> list[tuple[Path, int, int]]:

@@ -1,9 +1,9 @@
 """Curation pass 2: the kept lines in input order, with the short-answer system prompts (paper Section 5.3).
 
-A kept line is copied as raw bytes. With prompts on, it is parsed once more (kept records only: planning prompts
-for the whole pool in pass 1 cost more than this second parse of the survivors) and each prompt is spliced into the
-raw bytes just before the closing quote of its question, so the output equals parse-modify-serialise everywhere
-else in the line.
+A kept line is copied as raw bytes. With prompts on, its `conversations` are decoded (msgspec, nothing else of the
+record; kept records only: planning prompts for the whole pool in pass 1 cost more than this second look at the
+survivors) and each prompt is spliced into the raw bytes just before the closing quote of its question, so the
+output equals parse-modify-serialise everywhere else in the line.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -18,6 +19,12 @@ from cambrian.data.curate_chunks import imap_ordered, read_chunk, split_chunks, 
 from cambrian.data.curate_scan import PoolScan
 from cambrian.data.system_prompts import PROMPTS, add_system_prompts, prompt_plan
 
+
+class Conversations(msgspec.Struct):
+    conversations: list  # turns as dicts, as orjson would give them; pass 1 made sure it is an array
+
+
+CONVERSATIONS = msgspec.json.Decoder(Conversations)
 # "\n" + prompt as it appears inside a JSON string (the prompts hold no quote or backslash)
 SPLICED = {kind: orjson.dumps("\n" + prompt)[1:-1] for kind, prompt in PROMPTS.items()}
 
@@ -61,10 +68,9 @@ def write_chunk(task: tuple) -> tuple[bytes, dict[str, int], int]:
         return b"".join([view[s:e] for s, e in zip(starts, ends, strict=True)]), {}, 0
     pieces: list = []
     kinds = dict.fromkeys(PROMPTS, 0)
-    with_prompt, loads = 0, orjson.loads
+    with_prompt, decode = 0, CONVERSATIONS.decode
     for line_start, line_end in zip(starts, ends, strict=True):
-        obj = loads(view[line_start:line_end])
-        conversations = obj["conversations"]
+        conversations = decode(view[line_start:line_end]).conversations
         plan = prompt_plan(conversations)
         if not plan:
             pieces.append(view[line_start:line_end])
@@ -74,8 +80,9 @@ def write_chunk(task: tuple) -> tuple[bytes, dict[str, int], int]:
             kinds[kind] += 1
         offsets = splice_offsets(data, line_start, line_end, conversations, plan)
         if offsets is None:
-            add_system_prompts(conversations)
-            pieces.append(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+            record = orjson.loads(view[line_start:line_end])
+            add_system_prompts(record["conversations"])
+            pieces.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
             continue
         for offset, (_, kind) in zip(offsets, plan, strict=True):
             pieces += (view[line_start:offset], SPLICED[kind])
