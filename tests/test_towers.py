@@ -9,7 +9,7 @@ from PIL import Image
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from cambrian.models.configuration import TowerConfig
-from cambrian.models.towers.base import resize_grid
+from cambrian.models.towers.base import CPU_INFERENCE_CHUNK, resize_grid
 from cambrian.models.towers.preprocess import ImageTransform
 from cambrian.models.towers.registry import build_tower, resolve_tower
 from cambrian.models.towers.timm_towers import efficientnet_lite0_weights
@@ -61,6 +61,19 @@ def test_timm_vit_tokens_and_multi_stage_cnn():
     assert vit.trainable and vit(pixels(vit)).shape == (2, 8, 8, 192)
     cnn = build_tower(resolve_tower("timm/convnext_atto", image_size=64, stages=[1, 2]))
     assert cnn(pixels(cnn)).shape == (2, 8, 8, 240)
+
+
+def test_cpu_inference_in_chunks_gives_each_image_its_own_grid():
+    tower = build_tower(resolve_tower("timm/convnext_atto", image_size=32, stages=[1, 2])).eval()
+    x = pixels(tower, batch=2 * CPU_INFERENCE_CHUNK + 1)
+    with torch.no_grad():
+        chunked = tower(x)
+        one_by_one = torch.cat([tower(image[None]) for image in x])
+    with torch.enable_grad():
+        whole = tower(x)  # gradients on (training path): the batch is not split
+    assert chunked.shape == (len(x), 4, 4, 240)
+    torch.testing.assert_close(chunked, one_by_one, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
 def test_resize_grid_is_fp32_bilinear_align_corners_false():

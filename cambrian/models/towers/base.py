@@ -28,6 +28,12 @@ def tokens_to_grid(tokens: torch.Tensor) -> torch.Tensor:
     return tokens.reshape(batch, side, side, channels)
 
 
+# Images per tower call in CPU inference. A batch of 16 EfficientNet-Lite0 images at 256 px makes ~100 MB activations,
+# which glibc serves with fresh mmaps (page faults, zeroing) on every layer: measured on 1 core, 16 images in one call
+# 1.46 s, in chunks of 4 0.70 s, one by one 0.89 s. GPUs and training keep the whole batch.
+CPU_INFERENCE_CHUNK = 4
+
+
 class VisionTower(nn.Module):
     """Base class. Subclasses build `self.model` and implement `native_grid(pixels) -> (B, h, w, C)`."""
 
@@ -82,6 +88,12 @@ class VisionTower(nn.Module):
         raise NotImplementedError
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        if pixels.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+            # per-image results do not depend on the chunking (eval mode: no batch statistics)
+            return torch.cat([self._grid(chunk) for chunk in pixels.split(CPU_INFERENCE_CHUNK)])
+        return self._grid(pixels)
+
+    def _grid(self, pixels: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.trainable and torch.is_grad_enabled()):
             grid = self.native_grid(pixels)
         return resize_grid(grid, self.grid_size)
