@@ -1,11 +1,16 @@
 """Evaluation throughput: questions/s of batched greedy generation at batch 1 vs batch 16 (CPU by default).
 
-    .venv/bin/python benchmarks/eval_throughput.py [--models cambrian-tiny,cambrian-nano] [--n 200] [--json OUT]
+    .venv/bin/python benchmarks/eval_throughput.py [--models cambrian-tiny,cambrian-nano] [--n 200] [--threads N]
+        [--json OUT]
 
 Both batch sizes answer the same N synthetic CV-Bench questions (rendered once, 384 px, world seed 3) in the same
 process, alternating chunk by chunk so that both see the same machine load, with the harness's own Generator and
 batching (sorted by prompt length, left-padded, greedy, CV-Bench token budget 16). Wall and process CPU time are
 both reported. The answers must be identical; the script exits non-zero if they are not.
+
+`--threads` fixes torch's CPU threads for both batch sizes: on a 2-core machine shared with other jobs, 2 OpenMP
+threads spin at every op's barrier while the other core is taken, which slows batch 1 (hundreds of small ops per
+token) far more than batch 16 and makes the ratio a measure of the machine's load rather than of batching.
 """
 
 from __future__ import annotations
@@ -49,8 +54,11 @@ def main() -> int:
     parser.add_argument("--models", default="cambrian-tiny,cambrian-nano")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--batch-sizes", default="1,16")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
