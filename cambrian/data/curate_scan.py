@@ -12,8 +12,9 @@ the image text (`null` when absent).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,7 +49,6 @@ class RawRecord(msgspec.Struct):
 RAW_RECORDS = msgspec.json.Decoder(RawRecord)
 CONVERSATIONS, IMAGE = attrgetter("conversations"), attrgetter("image")
 SOURCE, CATEGORY = attrgetter("source"), attrgetter("category")
-FIRST_BYTE = itemgetter(0)
 
 
 def record_key(record: RawRecord) -> int:
@@ -130,7 +130,7 @@ class ChunkScan:
 
     def __init__(self, default_source: str):
         self.default_source = default_source
-        self.groups: dict[tuple[bytes, bytes], int] = {}  # (source, category) JSON text -> chunk-local group id
+        self.groups: dict[int, int] = {}  # group_key of the (source, category) JSON text -> chunk-local group id
         self.group_names: list[tuple[str, str]] = []
         self.group_ids: list[int] = []  # MALFORMED for a line that is not a record
         self.contents: list[int] = []
@@ -139,11 +139,13 @@ class ChunkScan:
         self.blank_lines: list[int] = []
         self.malformed: list[dict] = []
 
-    def add_groups(self, keys: list[tuple[bytes, bytes]]) -> None:
+    def add_groups(self, keys: list[int], texts: Callable[[int], tuple[bytes, bytes]]) -> None:
+        """Group ids for group keys; texts(i) gives the (source, category) JSON text behind keys[i]."""
         for key in dict.fromkeys(keys):  # new keys in order of first appearance
             if key not in self.groups:
                 self.groups[key] = len(self.groups)
-                self.group_names.append((group_name(key[0], self.default_source), group_name(key[1], UNKNOWN)))
+                source, category = texts(keys.index(key))
+                self.group_names.append((group_name(source, self.default_source), group_name(category, UNKNOWN)))
         self.group_ids += map(self.groups.__getitem__, keys)
 
     def result(self, lines: int) -> dict:
@@ -176,7 +178,10 @@ def decode_plain_chunk(data: bytes) -> list[RawRecord] | None:
     lines = np.count_nonzero(np.frombuffer(data, np.uint8) == ord("\n")) + (not data.endswith(b"\n"))
     if len(records) != lines:  # decode_lines skips blank lines: pass 2 needs to know where they are
         return None
-    if records and set(map(FIRST_BYTE, map(memoryview, map(CONVERSATIONS, records)))) != {ord("[")}:
+    conversations = list(map(CONVERSATIONS, records))
+    lengths = np.fromiter(map(len, conversations), np.int64, len(conversations))
+    first_bytes = np.frombuffer(b"".join(conversations), np.uint8)[np.cumsum(lengths) - lengths]
+    if not (first_bytes == ord("[")).all():  # a `conversations` that is not an array: a malformed record
         return None
     return records
 
@@ -192,8 +197,8 @@ def scan_chunk(task: tuple[Path, int, int, CurateConfig]) -> dict:
     chunk = ChunkScan(path.stem)
     records = decode_plain_chunk(data) if config.image_root is None else None
     if records is not None:
-        keys = zip(map(bytes, map(SOURCE, records)), map(bytes, map(CATEGORY, records)), strict=True)
-        chunk.add_groups(list(keys))
+        keys = list(map(content_hash, map(SOURCE, records), map(content_hash, map(CATEGORY, records))))
+        chunk.add_groups(keys, lambda i: (bytes(records[i].source), bytes(records[i].category)))
         chunk.contents += map(content_hash, map(CONVERSATIONS, records), map(content_hash, map(IMAGE, records)))
         return chunk.result(len(records))
     lines = chunk_lines(data)
@@ -222,7 +227,8 @@ def scan_lines(lines: list[bytes], path: Path, config: CurateConfig, chunk: Chun
                 chunk.visual.append(0)
                 chunk.phash.append(0)
             continue
-        chunk.add_groups([(bytes(record.source), bytes(record.category))])
+        texts = (bytes(record.source), bytes(record.category))
+        chunk.add_groups([content_hash(texts[0], content_hash(texts[1]))], lambda _, texts=texts: texts)
         chunk.contents.append(record_key(record))
         if use_phash:
             hashes = [hasher(p) for p in image_list(obj.get("image"))]

@@ -9,6 +9,8 @@ output equals parse-modify-serialise everywhere else in the line.
 from __future__ import annotations
 
 import os
+from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 
 import msgspec
@@ -25,6 +27,7 @@ class Conversations(msgspec.Struct):
 
 
 CONVERSATIONS = msgspec.json.Decoder(Conversations)
+TURNS = attrgetter("conversations")
 # "\n" + prompt as it appears inside a JSON string (the prompts hold no quote or backslash)
 SPLICED = {kind: orjson.dumps("\n" + prompt)[1:-1] for kind, prompt in PROMPTS.items()}
 
@@ -48,11 +51,27 @@ def splice_offsets(data: bytes, start: int, end: int, conversations: list, plan:
     return offsets
 
 
+def with_prompts(data: bytes, start: int, end: int, conversations: list, plan: list) -> bytes:
+    """The line data[start:end] with the prompts of `plan`: spliced into the raw bytes, else re-serialised."""
+    offsets = splice_offsets(data, start, end, conversations, plan)
+    if offsets is None:
+        record = orjson.loads(data[start:end])
+        add_system_prompts(record["conversations"])
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    pieces = []
+    for offset, (_, kind) in zip(offsets, plan, strict=True):
+        pieces += (data[start:offset], SPLICED[kind])
+        start = offset
+    pieces.append(data[start:end])
+    return b"".join(pieces)
+
+
 @without_gc
 def write_chunk(task: tuple) -> tuple[bytes, dict[str, int], int]:
     """Pass 2 over one byte range: (output bytes, prompts added by kind, records that got one).
 
-    Line boundaries come from one numpy scan for newlines; Python touches only the kept records.
+    Line boundaries come from one numpy scan for newlines; decoding and planning run as map() over the kept lines,
+    and a Python loop only visits the lines that get a prompt.
     """
     path, start, end, keep, blank_lines, prompts = task
     data = read_chunk(path, start, end)
@@ -63,32 +82,19 @@ def write_chunk(task: tuple) -> tuple[bytes, dict[str, int], int]:
     kept = np.flatnonzero(keep)
     starts = np.delete(line_starts, blank_lines)[kept].tolist()
     ends = np.delete(line_ends, blank_lines)[kept].tolist()
-    view = memoryview(data)
+    lines = list(map(memoryview(data).__getitem__, map(slice, starts, ends)))
     if not prompts:
-        return b"".join([view[s:e] for s, e in zip(starts, ends, strict=True)]), {}, 0
-    pieces: list = []
+        return b"".join(lines), {}, 0
+    conversations = list(map(TURNS, map(CONVERSATIONS.decode, lines)))
+    plans = list(map(prompt_plan, conversations))
     kinds = dict.fromkeys(PROMPTS, 0)
-    with_prompt, decode = 0, CONVERSATIONS.decode
-    for line_start, line_end in zip(starts, ends, strict=True):
-        conversations = decode(view[line_start:line_end]).conversations
-        plan = prompt_plan(conversations)
-        if not plan:
-            pieces.append(view[line_start:line_end])
-            continue
-        with_prompt += 1
+    prompted = list(compress(range(len(plans)), plans))
+    for index in prompted:
+        plan = plans[index]
+        lines[index] = with_prompts(data, starts[index], ends[index], conversations[index], plan)
         for _, kind in plan:
             kinds[kind] += 1
-        offsets = splice_offsets(data, line_start, line_end, conversations, plan)
-        if offsets is None:
-            record = orjson.loads(view[line_start:line_end])
-            add_system_prompts(record["conversations"])
-            pieces.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-            continue
-        for offset, (_, kind) in zip(offsets, plan, strict=True):
-            pieces += (view[line_start:offset], SPLICED[kind])
-            line_start = offset
-        pieces.append(view[line_start:line_end])
-    return b"".join(pieces), kinds, with_prompt
+    return b"".join(lines), kinds, len(prompted)
 
 
 def write_selected(
