@@ -133,3 +133,35 @@ def test_perceptual_dedup_and_leakage(tmp_path):
     config.drop_leaked = True
     stats = curate([tmp_path / "p.jsonl"], tmp_path / "out2", config, plots=False, workers=1)
     assert stats["records_out"] == 3
+
+
+def test_chunk_decoder_matches_line_by_line(tmp_path):
+    """The one-call msgspec route and the orjson line-by-line route give the same groups and content keys; chunks
+    with a blank line or a non-array `conversations` fall back to the line route, which reports the malformed one."""
+    from cambrian.data.curate_chunks import chunk_lines, read_chunk
+    from cambrian.data.curate_scan import ChunkScan, scan_chunk, scan_lines
+
+    pool = tmp_path / "p.jsonl"
+    write_synthetic_pool(pool, 3000, seed=3)
+    config = CurateConfig()
+    size = pool.stat().st_size
+    fast = scan_chunk((pool, 0, size, config))
+    chunk = ChunkScan(pool.stem)
+    lines = chunk_lines(read_chunk(pool, 0, size))
+    scan_lines(lines, pool, config, chunk)
+    slow = chunk.result(len(lines))
+    assert fast["groups"] == slow["groups"]
+    for key in ("group", "valid", "content"):
+        assert (fast[key] == slow[key]).all(), key
+
+    odd = tmp_path / "odd.jsonl"
+    conv = '[{"from": "human", "value": "Q?"}, {"from": "gpt", "value": "Yes"}]'
+    odd.write_text(
+        f'{{"id": 1, "conversations": {conv}}}\n\n{{"id": 2, "conversations": "text"}}\n'
+        f'{{"conversations": {conv}, "id": 3, "source": ""}}\n'
+    )
+    result = scan_chunk((odd, 0, odd.stat().st_size, config))
+    assert result["valid"].tolist() == [True, False, True] and result["blank_lines"].tolist() == [1]
+    assert result["content"][0] == result["content"][2]  # same conversations and image, other id and key order
+    assert set(result["groups"]) == {("odd", "unknown")}  # null and "" source: both the file name
+    assert result["malformed"][0]["chunk_line"] == 3
