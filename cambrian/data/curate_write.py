@@ -32,37 +32,23 @@ TURNS = attrgetter("conversations")
 SPLICED = {kind: orjson.dumps("\n" + prompt)[1:-1] for kind, prompt in PROMPTS.items()}
 
 
-def splice_offsets(data: bytes, start: int, end: int, conversations: list, plan: list) -> list[int] | None:
-    """Where each prompt goes in data[start:end]: the closing quote of its question's JSON string.
-
-    None when a question's encoding is not found exactly once in the line (another escaping style, or the same text
-    twice) or ends in whitespace (the prompt replaces it): the caller then re-serialises the record.
-    """
-    offsets = []
-    for index, _ in plan:
-        question = conversations[index]["value"]
-        if question != question.rstrip():
-            return None
-        encoded = orjson.dumps(question)
-        position = data.find(encoded, start, end)
-        if position < 0 or data.find(encoded, position + 1, end) >= 0:
-            return None
-        offsets.append(position + len(encoded) - 1)
-    return offsets
-
-
 def with_prompts(data: bytes, start: int, end: int, conversations: list, plan: list) -> bytes:
-    """The line data[start:end] with the prompts of `plan`: spliced into the raw bytes, else re-serialised."""
-    offsets = splice_offsets(data, start, end, conversations, plan)
-    if offsets is None:
-        record = orjson.loads(data[start:end])
-        add_system_prompts(record["conversations"])
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-    pieces = []
-    for offset, (_, kind) in zip(offsets, plan, strict=True):
-        pieces += (data[start:offset], SPLICED[kind])
-        start = offset
-    pieces.append(data[start:end])
+    """The line data[start:end] with the prompts of `plan`, each spliced in before the closing quote of its question's
+    JSON string. The record is re-serialised instead when a question's encoding is not found exactly once in the
+    line (another escaping style, or the same text twice) or ends in whitespace (the prompt replaces it)."""
+    pieces, cut, dumps = [], start, orjson.dumps
+    for index, kind in plan:
+        question = conversations[index]["value"]
+        encoded = dumps(question)
+        at = data.find(encoded, start, end)
+        if at < 0 or question != question.rstrip() or data.find(encoded, at + 1, end) >= 0:
+            record = orjson.loads(data[start:end])
+            add_system_prompts(record["conversations"])
+            return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        at += len(encoded) - 1
+        pieces += (data[cut:at], SPLICED[kind])
+        cut = at
+    pieces.append(data[cut:end])
     return b"".join(pieces)
 
 

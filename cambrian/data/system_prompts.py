@@ -67,25 +67,31 @@ def has_instruction(question: str) -> bool:
     return _FAMILY_MARK in question and _FAMILY.search(question) is not None
 
 
+USER_ROLES = frozenset(("human", "user"))
+ASSISTANT_ROLES = frozenset(("gpt", "assistant"))
+
+
 def prompt_plan(conversations: list) -> list[tuple[int, str]]:
     """(question turn index, prompt kind) for each user turn whose answer is short and that has no instruction.
 
-    Cheap for long answers: the curation pass runs this on every record.
+    Cheap for long answers: curation runs this on every record it keeps.
     """
     plan = []
-    for k in range(1, len(conversations)):
-        answer = conversations[k]
-        value = answer.get("value") if type(answer) is dict else None
-        if type(value) is not str or (len(value) > MAX_ANSWER_CHARS and len(value.strip()) > MAX_ANSWER_CHARS):
-            continue
-        question = conversations[k - 1]
-        if type(question) is not dict or question.get("from") not in ("human", "user"):
-            continue
-        if answer.get("from") not in ("gpt", "assistant") or type(question.get("value")) is not str:
-            continue
-        kind = short_answer_kind(question["value"], value)
-        if kind is not None and not has_instruction(question["value"]):
-            plan.append((k - 1, kind))
+    question = None
+    for k, answer in enumerate(conversations):
+        if type(answer) is dict and type(question) is dict:
+            value = answer.get("value")
+            if type(value) is str and (len(value) <= MAX_ANSWER_CHARS or len(value.strip()) <= MAX_ANSWER_CHARS):
+                text = question.get("value")
+                if (
+                    type(text) is str
+                    and question.get("from") in USER_ROLES
+                    and answer.get("from") in ASSISTANT_ROLES
+                    and (kind := short_answer_kind(text, value)) is not None
+                    and not has_instruction(text)
+                ):
+                    plan.append((k - 1, kind))
+        question = answer
     return plan
 
 
