@@ -1,5 +1,5 @@
-"""Named model configs. `cambrian-tiny` (random init, tests), `cambrian-nano` (the embedded default: real
-EfficientNet-Lite0 + a from-scratch ViT + SmolLM2-135M-Instruct) and the released shapes (configs only)."""
+"""Named model configs. `cambrian-tiny` (random init, tests), `cambrian-nano` (the embedded default: two views of the
+real EfficientNet-Lite0 + SmolLM2-135M-Instruct) and the released shapes (configs only)."""
 
 from __future__ import annotations
 
@@ -75,11 +75,13 @@ def cambrian_tiny() -> CambrianConfig:
 
 
 def cambrian_nano() -> CambrianConfig:
-    """The embedded default (DESIGN.md): packaged ImageNet EfficientNet-Lite0 at 256 px, stages 3+4 on a 16 x 16
-    grid (m = 4), a from-scratch ViT at 64 px on an 8 x 8 grid (m = 2), SVA L = 4, D = 2, G = 1 with in-LLM
-    aggregation, and SmolLM2-135M-Instruct (30 layers)."""
-    effnet = resolve_tower("efficientnet-lite0-res256", grid_size=16)
-    vit = resolve_tower("vit-scratch")
+    """The embedded default (DESIGN.md), what `cambrian quickstart` trains: the packaged ImageNet EfficientNet-Lite0,
+    stages 3+4, seen at two resolutions (DESIGN.md: "the same backbone at another resolution"), 256 px on a 16 x 16
+    grid (m = 4) and 128 px on an 8 x 8 grid (m = 2), both frozen; SVA L = 4, D = 2, G = 1, width 256, with in-LLM
+    aggregation after decoder layers 0, 10, 20; SmolLM2-135M-Instruct (30 layers). A from-scratch second tower
+    (`vit-scratch`) only feeds the connector noise in a CPU-sized training budget."""
+    fine = resolve_tower("efficientnet-lite0-res256", grid_size=16)
+    coarse = resolve_tower("efficientnet-lite0-res128", grid_size=8)
     connector = ConnectorConfig(
         query_side=4,
         num_groups=1,
@@ -91,7 +93,7 @@ def cambrian_nano() -> CambrianConfig:
         in_llm_count=3,
     )
     return CambrianConfig(
-        towers=[effnet, vit], connector=connector, text_config=None, llm=LLMConfig(name_or_path=SMOLLM2_ALIAS)
+        towers=[fine, coarse], connector=connector, text_config=None, llm=LLMConfig(name_or_path=SMOLLM2_ALIAS)
     )
 
 
