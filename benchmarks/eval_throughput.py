@@ -1,12 +1,15 @@
 """Evaluation throughput: questions/s of batched greedy generation at batch 1 vs batch 16 (CPU by default).
 
     .venv/bin/python benchmarks/eval_throughput.py [--models cambrian-tiny,cambrian-nano] [--n 200] [--threads N]
-        [--json OUT]
+        [--dtype fp32|bf16] [--json OUT]
 
 Both batch sizes answer the same N synthetic CV-Bench questions (rendered once, 384 px, world seed 3) in the same
 process, alternating chunk by chunk so that both see the same machine load, with the harness's own Generator and
 batching (sorted by prompt length, left-padded, greedy, CV-Bench token budget 16). Wall and process CPU time are
-both reported. The answers must be identical; the script exits non-zero if they are not.
+both reported. The answers must be identical; the script exits non-zero if they are not, and says how many answer
+texts and how many parsed choices differ from batch 1's.
+
+`--dtype bf16` runs the model as `cambrian eval --dtype bf16` does (cambrian/eval/precision.py).
 
 `--threads` fixes torch's CPU threads for both batch sizes: on a 2-core machine shared with other jobs, 2 OpenMP
 threads spin at every op's barrier while the other core is taken, which slows batch 1 (hundreds of small ops per
@@ -49,12 +52,19 @@ def answer_interleaved(generator: Generator, samples, sizes: list[int], max_new_
     return out
 
 
+def parsed_choices(bench, samples, answers: dict[int, str]) -> dict[int, object]:
+    """idx -> the answer the benchmark's matching reads from the text (None when unparsable)."""
+    return {s.idx: record["filtered_resps"][0]
+            for s, record in zip(samples, score_answers(bench, samples, answers).samples, strict=True)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="cambrian-tiny,cambrian-nano")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--batch-sizes", default="1,16")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
+    parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="compute precision")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
     if args.threads:
@@ -62,7 +72,7 @@ def main() -> int:
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}, dtype {args.dtype}")
     bench = get_benchmark("cvbench")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,22 +82,30 @@ def main() -> int:
         if len(samples) < args.n:
             print(f"only {len(samples)} questions were generated", file=sys.stderr)
         for spec in args.models.split(","):
-            model, tokenizer = load_for_eval(spec, seed=0, device="cpu")
+            model, tokenizer = load_for_eval(spec, seed=0, device="cpu", dtype=args.dtype)
             generator = Generator(model, tokenizer)
             generator.generate([generator.encode(samples[0])], 2)  # warm-up
             results = answer_interleaved(generator, samples, sizes, bench.max_new_tokens)
             reference = results[sizes[0]]["answers"]
+            reference_choices = parsed_choices(bench, samples, reference)
             identical = all(r["answers"] == reference for r in results.values())
-            accuracy = score_answers(bench, samples, reference).metrics["micro"]
             base = results[sizes[0]]
             for b, r in results.items():
-                rows.append({"model": spec, "batch_size": b, "questions": len(samples), "seconds": r["wall"],
-                             "cpu_seconds": r["cpu"], "questions_per_s": len(samples) / r["wall"],
+                same_texts = sum(r["answers"][s.idx] == reference[s.idx] for s in samples)
+                choices = parsed_choices(bench, samples, r["answers"])
+                same_choices = sum(choices[s.idx] == reference_choices[s.idx] for s in samples)
+                accuracy = score_answers(bench, samples, r["answers"]).metrics["micro"]
+                rows.append({"model": spec, "dtype": args.dtype, "batch_size": b, "questions": len(samples),
+                             "seconds": r["wall"], "cpu_seconds": r["cpu"], "questions_per_s": len(samples) / r["wall"],
                              "speedup": base["wall"] / r["wall"], "cpu_speedup": base["cpu"] / r["cpu"],
-                             "identical_answers": identical, "accuracy_micro": accuracy})
-                print(f"{spec:<14} batch {b:>3}: {len(samples) / r['wall']:7.2f} questions/s ({r['wall']:6.1f} s wall, "
-                      f"{r['cpu']:6.1f} s CPU)  x{base['wall'] / r['wall']:5.2f} wall, x{base['cpu'] / r['cpu']:5.2f} "
-                      f"CPU  identical answers: {identical}  CV-Bench micro acc {accuracy:.1f}", flush=True)
+                             "identical_answers": identical, "same_texts_as_batch1": same_texts,
+                             "same_choices_as_batch1": same_choices, "accuracy_micro": accuracy,
+                             "load_average": os.getloadavg()[0]})
+                print(f"{spec:<14} {args.dtype} batch {b:>3}: {len(samples) / r['wall']:7.2f} questions/s "
+                      f"({r['wall']:6.1f} s wall, {r['cpu']:6.1f} s CPU)  x{base['wall'] / r['wall']:5.2f} wall, "
+                      f"x{base['cpu'] / r['cpu']:5.2f} CPU  same as batch {sizes[0]}: {same_texts}/{len(samples)} "
+                      f"texts, {same_choices}/{len(samples)} parsed choices  CV-Bench micro acc {accuracy:.1f}",
+                      flush=True)
             print(f"load average now {os.getloadavg()[0]:.2f}", flush=True)
             del model
     if args.json:

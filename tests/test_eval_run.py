@@ -137,3 +137,26 @@ def test_sigkill_then_resume_equals_uninterrupted(noisy_tiny, tmp_path):
 
     changed = CliRunner().invoke(eval_app, [*args[:-2], "--max-new-tokens", "7", "--out", str(killed), "--resume"])
     assert changed.exit_code == 1 and "max_new_tokens was 6, now 7" in changed.output
+
+
+def test_bf16_eval_runs_with_fp32_logits_and_records_dtype(noisy_tiny, bench, tmp_path):
+    folder, model, tokenizer = noisy_tiny
+    out = tmp_path / "bf16"
+    result = CliRunner().invoke(eval_app, ["--model", folder, "--bench", f"cvbench:{bench}", "--out", str(out),
+                                           "--batch-size", "3", "--max-new-tokens", "4", "--dtype", "bf16"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads((out / "results.json").read_text())
+    assert payload["config"]["dtype"] == "bf16" and payload["config"]["model_args"].endswith(",dtype=bf16")
+    assert len(_answers(out, "cvbench.jsonl")) == 6
+    assert json.loads((out / "predictions" / "cvbench.meta.json").read_text())["dtype"] == "bf16"
+
+    from cambrian.eval.runner import load_for_eval
+
+    bf16_model, _ = load_for_eval(folder, device="cpu", dtype="bf16")
+    assert bf16_model.dtype == torch.bfloat16 and next(bf16_model.towers.parameters()).dtype == torch.bfloat16
+    assert bf16_model.get_output_embeddings().weight.dtype == torch.float32  # greedy argmax over fp32 logits
+    with pytest.raises(ValueError, match="asks for bf16"):  # an fp32 model is not silently evaluated as bf16
+        _run(folder, model, tokenizer, tmp_path / "mismatch", [f"cvbench:{bench}"], dtype="bf16")
+    bad = CliRunner().invoke(eval_app, ["--model", folder, "--bench", f"cvbench:{bench}", "--out", str(tmp_path / "x"),
+                                        "--dtype", "fp16"])
+    assert bad.exit_code == 1 and "unknown dtype 'fp16'" in bad.output

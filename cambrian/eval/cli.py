@@ -1,7 +1,7 @@
 """`cambrian eval ...`: run a model on benchmarks, or score predictions that any system produced.
 
     cambrian eval --model PATH_OR_PRESET --bench NAME[:DIR],... --out DIR [--batch-size N] [--no-vision]
-                  [--limit N] [--resume]
+                  [--limit N] [--resume] [--dtype fp32|bf16]
     cambrian eval score --bench NAME[:DIR] --predictions FILE
 
 Nothing heavy is imported at module level: `cambrian --help` stays instant.
@@ -32,6 +32,7 @@ def evaluate(
     resume: bool = typer.Option(False, help="Reuse the prediction cache in OUT/predictions (after a crash or kill)."),
     template: str | None = typer.Option(None, help="Chat template name (default: the model's, else the tokenizer's)."),
     max_new_tokens: int | None = typer.Option(None, min=1, help="Override each benchmark's answer budget."),
+    dtype: str = typer.Option("fp32", help="Compute precision: fp32, or bf16 (model cast to bfloat16, fp32 LM head)."),
 ) -> None:
     """Evaluate models and score predictions. Without a subcommand: run --model on --bench, write to --out."""
     if ctx.invoked_subcommand is not None:
@@ -42,10 +43,10 @@ def evaluate(
     from cambrian.eval.cache import CacheMismatch
     from cambrian.eval.runner import EvalConfig, run_eval
 
-    config = EvalConfig(model=model, benches=[b for b in bench.split(",") if b.strip()], out=out,
-                        batch_size=batch_size, vision=not no_vision, limit=limit, resume=resume, template=template,
-                        max_new_tokens=max_new_tokens)
     try:
+        config = EvalConfig(model=model, benches=[b for b in bench.split(",") if b.strip()], out=out,
+                            batch_size=batch_size, vision=not no_vision, limit=limit, resume=resume, template=template,
+                            max_new_tokens=max_new_tokens, dtype=dtype)
         run = run_eval(config, log=lambda m: typer.echo(m, err=True))
     except (ValueError, KeyError, FileNotFoundError, CacheMismatch) as error:
         typer.echo(f"error: {error}", err=True)

@@ -60,6 +60,9 @@ class Generator:
             expanded.append(len(p.input_ids) + sum(self.model.num_image_tokens(im.size) - 1 for im in p.images))
         images = [im for p in prompts for im in p.images]
         kwargs = self.model.image_inputs(images)
+        if kwargs:  # pixels in the model's compute dtype (bf16 evaluation casts the towers too)
+            kwargs["pixel_values"] = {name: pixels.to(self.model.dtype)
+                                      for name, pixels in kwargs["pixel_values"].items()}
         out = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max_new_tokens,
                                   do_sample=False, num_beams=1, pad_token_id=self.pad_id, **kwargs)
         # left padding: every prompt ends at the same column; the expansion re-pads to the longest expanded row

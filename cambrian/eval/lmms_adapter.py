@@ -1,6 +1,6 @@
 """An lmms-eval chat model for Cambrian models, so lmms-eval runs `cambrian` on its own tasks.
 
-    lmms-eval --model cambrian --model_args pretrained=cambrian-nano,batch_size=8 --tasks mme
+    lmms-eval --model cambrian --model_args pretrained=cambrian-nano,batch_size=8,dtype=bf16 --tasks mme
 
 lmms-eval finds it through the `lmms_eval.models` entry point (payload: `manifest()` below). It answers
 `generate_until` requests in both request flavours, batched with the harness's own `Generator` (left padding,
@@ -49,11 +49,11 @@ class CambrianLMMS(lmms):
     is_simple = False
 
     def __init__(self, pretrained: str = "cambrian-nano", batch_size: int | str = 8, template: str | None = None,
-                 device: str = "auto", seed: int = 0, **kwargs) -> None:
+                 device: str = "auto", seed: int = 0, dtype: str = "fp32", **kwargs) -> None:
         super().__init__()
         from cambrian.eval.runner import load_for_eval
 
-        self.model, self.tokenizer = load_for_eval(pretrained, seed, device)
+        self.model, self.tokenizer = load_for_eval(pretrained, seed, device, dtype)
         self.generator = Generator(self.model, self.tokenizer, template, vision=True)
         self.batch_size = int(batch_size)
 

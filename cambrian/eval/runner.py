@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cambrian.eval.benchmarks import load_samples, parse_bench_spec
 from cambrian.eval.cache import PredictionCache
+from cambrian.eval.precision import compute_dtype, to_compute_dtype
 from cambrian.eval.report import write_outputs
 from cambrian.eval.scoring import BenchResult, score_answers
 
@@ -32,10 +33,12 @@ class EvalConfig:
     max_new_tokens: int | None = None  # None: each benchmark's own budget
     seed: int = 0  # random-init presets (cambrian-tiny) are built under this seed
     device: str = "auto"
+    dtype: str = "fp32"  # compute precision, "fp32" or "bf16" (precision.py)
 
     def __post_init__(self):
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        compute_dtype(self.dtype)
         self.out = Path(self.out)
 
     @property
@@ -51,7 +54,7 @@ class EvalRun:
     files: dict[str, Path] = field(default_factory=dict)
 
 
-def load_for_eval(spec: str, seed: int = 0, device: str = "auto"):
+def load_for_eval(spec: str, seed: int = 0, device: str = "auto", dtype: str = "fp32"):
     import torch
 
     from cambrian.models.builder import build_model
@@ -60,7 +63,7 @@ def load_for_eval(spec: str, seed: int = 0, device: str = "auto"):
     model, tokenizer = build_model(spec)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval(), tokenizer
+    return to_compute_dtype(model.to(device), dtype).eval(), tokenizer
 
 
 def batches(order: list[int], size: int) -> list[list[int]]:
@@ -73,7 +76,10 @@ def run_eval(config: EvalConfig, model=None, tokenizer=None,
 
     specs = [parse_bench_spec(s) for s in config.benches]  # fail on a bad name before loading the model
     if model is None:
-        model, tokenizer = load_for_eval(config.model, config.seed, config.device)
+        model, tokenizer = load_for_eval(config.model, config.seed, config.device, config.dtype)
+    elif model.dtype != compute_dtype(config.dtype):
+        raise ValueError(f"the model given runs in {model.dtype}, the config asks for {config.dtype}: "
+                         "cast it with cambrian.eval.precision.to_compute_dtype, or let run_eval load it")
     generator = Generator(model, tokenizer, config.template, vision=config.vision)
     run = EvalRun(config)
     for bench, folder in specs:
@@ -82,8 +88,8 @@ def run_eval(config: EvalConfig, model=None, tokenizer=None,
         prompts = [generator.encode(s, with_images=False) for s in samples]
         order = sorted(range(len(samples)), key=lambda i: (len(prompts[i].input_ids), i))
         meta = {"model": config.model, "bench": bench.name, "folder": str(folder) if folder else None,
-                "vision": config.vision, "template": generator.template, "batch_size": config.batch_size,
-                "max_new_tokens": max_new, "limit": config.limit, "seed": config.seed,
+                "vision": config.vision, "dtype": config.dtype, "template": generator.template,
+                "batch_size": config.batch_size, "max_new_tokens": max_new, "limit": config.limit, "seed": config.seed,
                 "n": len(samples), "ids_head": [s.idx for s in samples[:5]]}
         cache = PredictionCache(config.out / "predictions" / f"{bench.name}{config.suffix}.jsonl", meta,
                                 config.resume)
@@ -110,5 +116,5 @@ def config_payload(config: EvalConfig, generator) -> dict:
     payload = asdict(config)
     payload["out"] = str(config.out)
     payload["template"] = generator.template
-    payload["model_args"] = f"pretrained={config.model}"
+    payload["model_args"] = f"pretrained={config.model},dtype={config.dtype}"
     return payload
