@@ -17,7 +17,7 @@ import typer
 class Plan:
     """Sizes of one run; `smoke` shrinks every count so CI runs the same path in a few minutes."""
 
-    easyvqa_train: int = 6000
+    easyvqa_train: int = 12000
     easyvqa_captions: int = 400
     easyvqa_describe: int = 300
     world_train: int = 300
@@ -31,8 +31,9 @@ class Plan:
     stage1_share: float = 0.1
     stage1_steps: int | None = None
     stage2_steps: int | None = None
-    connector_lr: float = 1e-3
-    stage2_connector_lr: float = 5e-4
+    turns_per_image: int = 3  # questions packed into one conversation about an image (easy-VQA, CV-Bench)
+    connector_lr: float = 1e-4
+    stage2_connector_lr: float = 1e-4
     llm_lr: float = 1e-4
 
     @classmethod
@@ -78,11 +79,12 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     say = tqdm.write
 
-    from cambrian.quickstart_lib.cpu import choose_threads
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads, compute_context
 
     threads, probe = choose_threads()
+    bf16 = bf16_matmul_is_fast()
     say(f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms" for n, t in probe.items())
-        + ")")
+        + f"); compute: {'bf16 autocast (AMX)' if bf16 else 'fp32'}")
     say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, SmolLM2-135M-Instruct")
     model, tokenizer = build_quickstart_model()
     millions = sum(p.numel() for p in model.parameters()) / 1e6
@@ -94,9 +96,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     use_short_template(tokenizer)  # from here on: training, evaluation and chat without the default system turn
     with tqdm(total=plan.world_train + plan.world_test, desc="synthetic worlds", unit="image") as bar:
         train_world, test_world = qdata.render_worlds(out / "data", plan.world_train, plan.world_test, bar.update)
-    easy = qdata.easyvqa_examples(plan.easyvqa_train, plan.easyvqa_captions, plan.easyvqa_describe, seed=0)
+    easy = qdata.easyvqa_examples(plan.easyvqa_train, plan.easyvqa_captions, plan.easyvqa_describe, seed=0,
+                                  turns_per_image=plan.turns_per_image)
     world = qdata.world_examples(train_world, out / "data" / "cvbench-train", plan.world_captions,
-                                 plan.world_describe, seed=0)
+                                 plan.world_describe, seed=0, turns_per_image=plan.turns_per_image)
     test_bench = out / "data" / "cvbench-test"
     qdata.build_bench(test_world, test_bench)
     chat = [qdata.Example(f"chat-{k}", "chat", [{"role": "user", "content": r["prompt"]},
@@ -118,9 +121,9 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     logs = []
     stages = [
         StageConfig("stage 1 (alignment)", train_s * plan.stage1_share, {"caption": 1.0}, plan.connector_lr,
-                    max_steps=plan.stage1_steps),
+                    max_steps=plan.stage1_steps, bf16=bf16),
         StageConfig("stage 2 (instruction tuning)", 0.0, STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr,
-                    max_steps=plan.stage2_steps),
+                    max_steps=plan.stage2_steps, bf16=bf16),
     ]
     token_cache: dict = {}
     for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):
@@ -146,9 +149,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     say(f"[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; {threads} thread(s))")
     from cambrian.quickstart_lib.evaluate import evaluate
 
-    scores = evaluate(model, tokenizer, model_dir, test_bench, out / "eval", plan.eval_easyvqa, plan.eval_cvbench,
-                      log=say)
-    examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)
+    with compute_context(bf16):
+        scores = evaluate(model, tokenizer, model_dir, test_bench, out / "eval", plan.eval_easyvqa,
+                          plan.eval_cvbench, log=say)
+        examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)
 
     say("[6/6] writing the report")
     from cambrian.quickstart_lib.report import write_report
@@ -156,6 +160,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": STAGE2_MIX, "cpu_threads": threads, "thread_probe_s": probe,
+        "compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
             "at 128 px on an 8x8 grid; SVA connector L=4 (16 visual tokens + 4 newline tokens), D=2, G=1, in-LLM "

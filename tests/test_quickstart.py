@@ -74,6 +74,30 @@ def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_packed_conversations_supervise_every_answer_and_hold_one_image(tiny_short):
+    import random
+
+    from cambrian.constants import IGNORE_INDEX, IMAGE_TOKEN
+    from cambrian.data.masking import tokenize_conversation
+
+    model, tokenizer = tiny_short
+    items = [(f"question {k}?", f"answer{k}", f"image-{k % 3}") for k in range(10)]  # 4 + 3 + 3 per image
+    packed = qdata.packed_by_image("p", "vqa", items, max_turns=2, rng=random.Random(0))
+    assert sorted(len(e.turns) // 2 for e in packed) == [1, 1, 2, 2, 2, 2]
+    seen = set()
+    for e in packed:
+        users = [t["content"] for t in e.turns if t["role"] == "user"]
+        assert users[0].startswith(f"{IMAGE_TOKEN}\n") and not any(IMAGE_TOKEN in u for u in users[1:])
+        answers = [t["content"] for t in e.turns if t["role"] == "assistant"]
+        assert all(items[int(a[6:])][2] == e.image for a in answers)  # every question is about this image
+        tokens = tokenize_conversation(e.turns, tokenizer, "tokenizer")
+        supervised = tokenizer.decode([i for i, lab in zip(tokens.input_ids, tokens.labels, strict=True)
+                                       if lab != IGNORE_INDEX])
+        assert supervised == "".join(f"{a}<|im_end|>" for a in answers)
+        seen.update(answers)
+    assert seen == {f"answer{k}" for k in range(10)}
+
+
 def test_short_template_has_no_system_turn(tiny_short):
     _, tokenizer = tiny_short
     text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,

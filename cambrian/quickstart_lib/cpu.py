@@ -35,3 +35,20 @@ def choose_threads(max_threads: int | None = None) -> tuple[int, dict[int, float
     best = min(timings, key=timings.get)
     torch.set_num_threads(best)
     return best, timings
+
+
+def bf16_matmul_is_fast() -> bool:
+    """True where the CPU multiplies bf16 matrices in hardware (AMX). There, bf16 autocast with eager attention makes a
+    SmolLM2 training step ~2x faster (measured on this machine, batch 16 x 60 tokens, 1 thread: 6.2 s fp32, 3.5 s
+    autocast with SDPA, whose bf16 backward is slow on CPU, 3.0 s autocast with eager attention)."""
+    import torch
+
+    capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
+    return bool(capabilities.get("amx_bf16"))
+
+
+def compute_context(bf16: bool):
+    """Autocast to bf16 on the CPU (weights, optimizer state and the loss stay fp32), or a no-op context."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)

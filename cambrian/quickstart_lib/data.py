@@ -54,6 +54,27 @@ def _qa(example_id: str, kind: str, question: str, answer: str, image, meta=None
                    image, meta or {})
 
 
+def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, object]], max_turns: int,
+                    rng: random.Random) -> list[Example]:
+    """(question, answer, image key) triples -> conversations of up to `max_turns` turns about one image, as in LLaVA's
+    instruction data: the image is encoded once and every answer is supervised, so a training step sees several
+    answers per image for little more than the tokens of one (the visual tokens and the template come once)."""
+    by_image: dict[object, list[tuple[str, str]]] = {}
+    for question, answer, image in items:
+        by_image.setdefault(image, []).append((question, answer))
+    conversations = []
+    for image, pairs in by_image.items():
+        rng.shuffle(pairs)
+        for start in range(0, len(pairs), max_turns):
+            turns = []
+            for k, (question, answer) in enumerate(pairs[start:start + max_turns]):
+                turns += [{"role": "user", "content": f"{IMAGE_TOKEN}\n{question}" if k == 0 else question},
+                          {"role": "assistant", "content": answer}]
+            conversations.append(Example(f"{example_id}-{len(conversations)}", kind, turns, image))
+    rng.shuffle(conversations)
+    return conversations
+
+
 # -- easy-VQA --
 
 _WHAT_IS = re.compile(r"what is the (\w+) shape\?")
@@ -85,16 +106,23 @@ def easyvqa_caption(color: str, shape: str, rng: random.Random) -> str:
     return f"{first} {second} {third}"
 
 
-def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int) -> dict[str, list[Example]]:
+def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, turns_per_image: int = 1
+                     ) -> dict[str, list[Example]]:
     import easy_vqa
 
     rng = random.Random(seed)
     questions, answers, image_ids = easy_vqa.get_train_questions()
     paths = easy_vqa.get_train_image_paths()
     facts = easyvqa_facts(questions, answers, image_ids)
-    order = rng.sample(range(len(questions)), min(n_vqa, len(questions)))
-    vqa = [_qa(f"easyvqa-{k}", "vqa", f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
-               Path(paths[image_ids[k]])) for k in order]
+    # whole images at a time (all their questions), so that packing finds several questions per image
+    by_image: dict[int, list[int]] = {}
+    for k, i in enumerate(image_ids):
+        by_image.setdefault(i, []).append(k)
+    images = sorted(by_image)
+    rng.shuffle(images)
+    order = [k for i in images for k in by_image[i]][:n_vqa]
+    vqa = packed_by_image("easyvqa", "vqa", [(f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
+                                              Path(paths[image_ids[k]])) for k in order], turns_per_image, rng)
     described = [i for i in sorted(facts) if {"shape", "color"} <= facts[i].keys()]
     rng.shuffle(described)
     captions = [_qa(f"easyvqa-cap-{i}", "caption", rng.choice(DESCRIBE_PROMPTS),
@@ -132,7 +160,7 @@ def build_bench(world: Path, out: Path):
     return load_cvbench(out)
 
 
-def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: int, seed: int):
+def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: int, seed: int, turns_per_image: int = 1):
     from cambrian.cvbench import load_world
 
     rng = random.Random(seed)
@@ -143,12 +171,12 @@ def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: in
     describe = [_qa(f"world-desc-{k}", "describe", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
                 for k, im in enumerate(images[n_captions:n_captions + n_describe])]
     records = build_bench(world, bench_dir)
-    cvbench = []
+    questions = []
     for r in records:
         prompt = r.model_prompt if OPTION_LETTER in r.model_prompt else f"{r.prompt}\n{OPTION_LETTER}"
         image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
-        cvbench.append(_qa(f"cvbench-train-{r.idx}", "cvbench", prompt, r.answer_letter, image, {"task": r.task}))
-    rng.shuffle(cvbench)
+        questions.append((prompt, r.answer_letter, image))
+    cvbench = packed_by_image("cvbench-train", "cvbench", questions, turns_per_image, rng)
     return {"caption": captions, "describe": describe, "cvbench": cvbench}
 
 

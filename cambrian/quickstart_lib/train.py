@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from cambrian.constants import IGNORE_INDEX
 from cambrian.data.masking import tokenize_conversation
 from cambrian.models.image_tokens import expand_placeholders
+from cambrian.quickstart_lib.cpu import compute_context
 
 
 @dataclass
@@ -34,6 +35,7 @@ class StageConfig:
     max_steps: int | None = None
     warmup_steps: int = 3
     seed: int = 0
+    bf16: bool = False  # autocast matmuls to bf16 (worth it where the CPU has AMX; see cpu.bf16_matmul_is_fast)
 
 
 @dataclass
@@ -114,10 +116,11 @@ def collate(model, tokenizer, examples: list, cache: dict) -> dict:
     return batch
 
 
-def batch_loss(model, batch: dict) -> torch.Tensor:
+def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
     keep = batch["keep"]
-    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"), logits_to_keep=keep)
+    with compute_context(bf16):
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"), logits_to_keep=keep)
     logits = out.logits[:, :-1].float()  # the last `keep` columns; column j predicts the token after it
     targets = batch["labels"][:, -keep + 1:]
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
@@ -150,6 +153,9 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     cache = token_cache if token_cache is not None else {}
     log = StageLog(stage.name)
     model.train()
+    attention = model.language_model.config._attn_implementation
+    if stage.bf16:  # the bf16 backward of CPU SDPA is slower than eager attention's two bf16 matmuls
+        model.language_model.set_attn_implementation("eager")
     start = time.perf_counter()
     step = 0
     while True:
@@ -164,7 +170,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
             g["lr"] = g["base_lr"] * factor
         kind, chunk = batcher.next()
         batch = collate(model, tokenizer, chunk, cache)
-        loss = batch_loss(model, batch)
+        loss = batch_loss(model, batch, stage.bf16)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
         optimizer.step()
@@ -177,6 +183,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         log.samples += len(chunk)
         if progress:
             progress(step, log.loss[-1], kind, time.perf_counter() - start)
+    model.language_model.set_attn_implementation(attention)
     model.requires_grad_(False)
     model.eval()
     return log
