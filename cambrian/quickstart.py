@@ -125,6 +125,12 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
         StageConfig("stage 2 (instruction tuning)", 0.0, STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr,
                     max_steps=plan.stage2_steps, bf16=bf16),
     ]
+    import easy_vqa
+
+    from cambrian.quickstart_lib.evaluate import visual_token_spread
+
+    probe_images = [easy_vqa.get_test_image_paths()[i] for i in range(8)]
+    spread = {"before training": visual_token_spread(model, probe_images)}
     token_cache: dict = {}
     for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):
         if stage.name.startswith("stage 2"):  # whatever stage 1 left of the training time
@@ -139,6 +145,9 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
                 bar.refresh()
             logs.append(train_stage(model, tokenizer, data, stage, progress=progress, token_cache=token_cache))
 
+    spread["after training"] = visual_token_spread(model, probe_images)
+    say("      visual-token spread across 8 test images (near 0: every image looks the same to the LLM): "
+        + ", ".join(f"{k} {v:.3f}" for k, v in spread.items()))
     say(f"[4/6] saving the model to {out / 'model'}")
     from cambrian.models.builder import save_model
 
@@ -168,7 +177,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
             "default system turn.")},
         "data": {"counts": counts, "train_world": str(train_world), "test_world": str(test_world),
                  "test_bench": str(test_bench)},
-        "training": {"stages": [log.to_dict() for log in logs]},
+        "training": {"stages": [log.to_dict() for log in logs], "visual_token_spread": spread},
         "evaluation": scores, "examples": examples,
         "chat_command": f"cambrian chat --model {model_dir} --image {examples[0]['image'] if examples else 'IMG'}",
     }

@@ -43,3 +43,20 @@ def _scalars(metrics: dict) -> dict:
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     flat[f"{key}/{sub}"] = float(v)
     return flat
+
+
+def visual_token_spread(model, image_paths: list) -> float:
+    """Across-image std of the visual tokens over their overall std, on the same images: ~0.3 for a freshly built
+    cambrian-nano, near 0 when training has collapsed the connector to one output for every image (the failure
+    docs/quickstart.md describes), so the report shows whether the LLM is still being shown the pictures."""
+    import torch
+
+    from cambrian.quickstart_lib.train import load_image
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        encoded = model.encode_images(**model.image_inputs([load_image(p) for p in image_paths]))
+    model.train(was_training)
+    tokens = torch.stack(encoded.tokens).float()  # (images, tokens, d); same-size images give same-length rows
+    return float(tokens.std(dim=0).mean() / tokens.std())

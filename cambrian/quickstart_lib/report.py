@@ -88,6 +88,10 @@ def markdown(report: dict) -> str:
         first = s["loss"][0] if s["loss"] else float("nan")
         seconds = s["seconds"][-1] if s["seconds"] else 0
         lines.append(f"| {s['name']} | {len(s['steps'])} | {s['samples']} | {seconds:.0f} | {first:.3f} | {last:.3f} |")
+    spread = report["training"].get("visual_token_spread", {})
+    if spread:
+        lines += ["", "Visual-token spread across 8 test images (across-image std / overall std; near 0 means every "
+                  "image gives the LLM the same tokens): " + ", ".join(f"{k} {v:.3f}" for k, v in spread.items())]
     lines += ["", "![loss](loss.png)", "", "## Evaluation (held-out test sets)", "",
               "| benchmark | n | vision on | vision off | random guess |", "|---|---|---|---|---|"]
     for bench, e in report["evaluation"].items():
