@@ -158,7 +158,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     say(f"[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; {threads} thread(s))")
     from cambrian.quickstart_lib.evaluate import evaluate
 
-    # fp32: bf16 autocast did not speed this evaluation up (113.7 s fp32 on 10:43, 118.4 s autocast on 12:52)
+    # fp32: bf16 autocast did not speed this evaluation up (113.7 s fp32 at 10:43, 118.4 s autocast at 12:52, quiet)
     scores = evaluate(model, tokenizer, model_dir, test_bench, out / "eval", plan.eval_easyvqa, plan.eval_cvbench,
                       log=say)
     examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)

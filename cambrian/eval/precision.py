@@ -47,4 +47,3 @@ def to_compute_dtype(model, name: str):
     if fp32_head is not None:
         model.language_model.set_output_embeddings(fp32_head.to(head.weight.device))
     return model
-

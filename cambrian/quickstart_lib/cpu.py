@@ -46,9 +46,3 @@ def bf16_matmul_is_fast() -> bool:
     capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return bool(capabilities.get("amx_bf16"))
 
-
-def compute_context(bf16: bool):
-    """Autocast to bf16 on the CPU (weights, optimizer state and the loss stay fp32), or a no-op context."""
-    import torch
-
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cambrian.constants import IMAGE_TOKEN
@@ -36,7 +36,6 @@ class Example:
     kind: str  # caption | vqa | cvbench | describe | chat
     turns: list[dict]
     image: Path | bytes | None = None
-    meta: dict = field(default_factory=dict)
 
     def to_llava(self) -> dict:
         roles = {"user": "human", "assistant": "gpt"}
@@ -48,10 +47,10 @@ class Example:
         return record
 
 
-def _qa(example_id: str, kind: str, question: str, answer: str, image, meta=None) -> Example:
+def _qa(example_id: str, kind: str, question: str, answer: str, image) -> Example:
     user = f"{IMAGE_TOKEN}\n{question}" if image is not None else question
     return Example(example_id, kind, [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                   image, meta or {})
+                   image)
 
 
 def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, object]], max_turns: int,

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from cambrian.constants import IGNORE_INDEX
 from cambrian.data.masking import tokenize_conversation
 from cambrian.models.image_tokens import expand_placeholders
-from cambrian.quickstart_lib.cpu import compute_context
+from cambrian.train.loop import autocast
 
 
 @dataclass
@@ -118,7 +118,7 @@ def collate(model, tokenizer, examples: list, cache: dict) -> dict:
 
 def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
     keep = batch["keep"]
-    with compute_context(bf16):
+    with autocast("bf16" if bf16 else "fp32", batch["input_ids"].device)():  # weights, optimizer and loss stay fp32
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"), logits_to_keep=keep)
     logits = out.logits[:, :-1].float()  # the last `keep` columns; column j predicts the token after it
