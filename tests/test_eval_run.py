@@ -88,13 +88,41 @@ def test_batch_size_does_not_change_answers_and_outputs_are_shaped(noisy_tiny, b
     assert "| CV-Bench | overall |" in one.files["markdown"].read_text()
 
 
+def test_generator_equals_transformers_greedy_generate_prompt_by_prompt(noisy_tiny, bench):
+    """The Generator's own loop (shared-prefix cache, finished rows leaving the batch) answers exactly what
+    `model.generate` answers for each prompt alone, with no prefix cache, at any batch size."""
+    from cambrian.eval.benchmarks import get_benchmark, load_samples
+    from cambrian.eval.generation import Generator
+
+    _, model, tokenizer = noisy_tiny
+    generator = Generator(model, tokenizer)
+    samples = load_samples(get_benchmark("cvbench"), bench) + load_samples(get_benchmark("easyvqa"), None, 6)
+    prompts = [generator.encode(s) for s in samples]  # images of 6 sizes: different visual token counts
+    assert generator.prefix_ids and all(p.input_ids[:len(generator.prefix_ids)] == generator.prefix_ids
+                                        for p in prompts)
+    expected = []
+    for p in prompts:
+        ids = torch.tensor([p.input_ids])
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                             pad_token_id=generator.pad_id, **model.image_inputs(p.images))
+        new = out[0, len(p.input_ids) + sum(model.num_image_tokens(im.size) - 1 for im in p.images):].tolist()
+        cut = next((i for i, t in enumerate(new) if t in generator.stop_ids), len(new))
+        expected.append(tokenizer.decode(new[:cut], skip_special_tokens=True).strip())
+    assert len(set(expected)) > 1 and any(len(e) < max(map(len, expected)) for e in expected)
+    for size in (1, 4, 12):
+        answers = [a for start in range(0, len(prompts), size)
+                   for a in generator.generate(prompts[start:start + size], 6)]
+        assert answers == expected, size
+
+
 def test_vision_disabled_drops_image_and_pixels(noisy_tiny, bench, tmp_path, monkeypatch):
     folder, model, tokenizer = noisy_tiny
     calls = []
-    original = model.generate
-    monkeypatch.setattr(model, "generate", lambda **kw: calls.append(kw) or original(**kw))
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda **kw: calls.append(kw) or original(**kw))
     run = _run(folder, model, tokenizer, tmp_path, [f"cvbench:{bench}"], vision=False, batch_size=3)
-    assert all("pixel_values" not in kw for kw in calls) and len(calls) == 2
+    prefills = [kw for kw in calls if kw["input_ids"].shape[1] > 1]  # shared prefix + one prompt batch each
+    assert all("pixel_values" not in kw for kw in calls) and len(prefills) == 3
     assert all(int((kw["input_ids"] == model.config.image_token_id).sum()) == 0 for kw in calls)
     assert run.files["results"].name == "results.novision.json"
     sample = json.loads(run.files["samples"].read_text().splitlines()[0])
