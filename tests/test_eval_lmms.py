@@ -83,12 +83,13 @@ def test_discovered_by_entry_point_and_answers_generate_until(entry_point, monke
     task_dict, doc_to_messages, doc_to_visual = _local_task()
     model.task_dict = task_dict
     calls = []
-    original = model.model.generate
-    monkeypatch.setattr(model.model, "generate", lambda **kw: calls.append(kw) or original(**kw))
+    original = model.model.forward
+    monkeypatch.setattr(model.model, "forward", lambda **kw: calls.append(kw) or original(**kw))
 
     batched = model.generate_until(_requests(doc_to_messages, doc_to_visual, 6))
     assert len(batched) == 6 and all(isinstance(a, str) for a in batched)
-    assert len(calls) == 2 and sum(len(kw.get("image_sizes", [])) for kw in calls) == 5  # 6 requests, batch 4
+    prefills = [kw for kw in calls if kw.get("image_sizes")]  # 6 requests, batch 4: two prefills with pixels
+    assert len(prefills) == 2 and sum(len(kw["image_sizes"]) for kw in prefills) == 5
 
     model.batch_size = 1
     assert model.generate_until(_requests(doc_to_messages, doc_to_visual, 6)) == batched
