@@ -173,8 +173,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
             "at 128 px on an 8x8 grid; SVA connector L=4 (16 visual tokens + 4 newline tokens), D=2, G=1, in-LLM "
-            "aggregation after decoder layers 0, 10, 20; LLM SmolLM2-135M-Instruct; chat template without the "
-            "default system turn.")},
+            "aggregation after decoder layers 0, 10, 20, BatchNorm before the projector; LLM SmolLM2-135M-Instruct; "
+            "chat template without the default system turn.")},
         "data": {"counts": counts, "train_world": str(train_world), "test_world": str(test_world),
                  "test_bench": str(test_bench)},
         "training": {"stages": [log.to_dict() for log in logs], "visual_token_spread": spread},

@@ -139,3 +139,40 @@ def test_sdpa_mask_semantics_match_manual():
     mask = torch.tensor([[1, 1, 0, 0, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)[:, None, None]
     manual = torch.softmax((q @ k.transpose(-1, -2) / 2).masked_fill(~mask, float("-inf")), -1) @ v
     assert torch.allclose(F.scaled_dot_product_attention(q, k, v, attn_mask=mask), manual, atol=1e-6)
+
+
+def test_query_batch_norm_standardises_over_images_and_falls_back_to_running_stats():
+    torch.manual_seed(0)
+    config = ConnectorConfig(query_side=L, num_groups=1, depth=1, hidden_size=WIDTH, num_heads=HEADS, batch_norm=True)
+    sva = SpatialVisionAggregator(config, CHANNELS, SIDES, llm_hidden_size=24)
+    captured = []
+    sva.projector.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
+
+    def run(images):
+        grids = [torch.randn(images, s, s, c) for s, c in zip(SIDES, CHANNELS, strict=True)]
+        return sva(sva.prepare(grids, [(64, 64)] * images))
+
+    sva.train()
+    run(8)
+    queries = captured[-1]  # (8 images x L*L cells, C): each channel standardised over the batch
+    assert torch.allclose(queries.mean(0), torch.zeros(WIDTH), atol=1e-5)
+    # (not exactly 1: eps = 1e-5 against small variances)
+    assert torch.allclose(queries.var(0, unbiased=False), torch.ones(WIDTH), atol=2e-2)
+    assert sva.query_norm.running_mean.abs().sum() > 0  # statistics tracked for evaluation
+    # a gradient that is the same for every image and cell (the batch-mean part) does not pass the norm
+    def proj_in_grad(per_row: bool) -> float:
+        sva.zero_grad()
+        run(8)
+        queries = captured[-1]
+        weights = torch.randn(queries.shape if per_row else queries.shape[-1:])
+        (queries * weights).sum().backward()
+        return sva.samplers[0][0].proj_in.weight.grad.abs().max().item()
+
+    assert proj_in_grad(per_row=False) < 1e-3 * proj_in_grad(per_row=True)
+    # fewer than min_images images: running statistics, exactly as in evaluation
+    grids = [torch.randn(2, s, s, c) for s, c in zip(SIDES, CHANNELS, strict=True)]
+    before = sva.query_norm.running_mean.clone()
+    training_out = sva(sva.prepare(grids, [(64, 64)] * 2))
+    assert torch.equal(sva.query_norm.running_mean, before)
+    sva.eval()
+    assert torch.allclose(training_out, sva(sva.prepare(grids, [(64, 64)] * 2)))

@@ -63,6 +63,9 @@ class ConnectorConfig:
     in_llm_count: int = 10
     image_newline: bool = True  # a learned token closes every row of the image grid
     unpad: bool = True  # drop grid cells that only cover the pad-to-square border (per aspect ratio)
+    # BatchNorm of the aggregated queries (per channel, over images and cells) before the projector; not in the
+    # released model. For short from-scratch training (cambrian-nano): see SpatialVisionAggregator.query_norm.
+    batch_norm: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConnectorConfig:

@@ -78,8 +78,9 @@ def cambrian_nano() -> CambrianConfig:
     """The embedded default (DESIGN.md), what `cambrian quickstart` trains: the packaged ImageNet EfficientNet-Lite0,
     stages 3+4, seen at two resolutions (DESIGN.md: "the same backbone at another resolution"), 256 px on a 16 x 16
     grid (m = 4) and 128 px on an 8 x 8 grid (m = 2), both frozen; SVA L = 4, D = 2, G = 1, width 256, with in-LLM
-    aggregation after decoder layers 0, 10, 20; SmolLM2-135M-Instruct (30 layers). A from-scratch second tower
-    (`vit-scratch`) only feeds the connector noise in a CPU-sized training budget."""
+    aggregation after decoder layers 0, 10, 20 and a BatchNorm before the projector; SmolLM2-135M-Instruct (30
+    layers). A from-scratch second tower (`vit-scratch`) only feeds the connector noise in a CPU-sized training
+    budget."""
     fine = resolve_tower("efficientnet-lite0-res256", grid_size=16)
     coarse = resolve_tower("efficientnet-lite0-res128", grid_size=8)
     connector = ConnectorConfig(
@@ -91,6 +92,7 @@ def cambrian_nano() -> CambrianConfig:
         in_llm_start=0,
         in_llm_stride=10,
         in_llm_count=3,
+        batch_norm=True,  # without it the visual tokens collapse to one constant within ~20 steps (docs/quickstart.md)
     )
     return CambrianConfig(
         towers=[fine, coarse], connector=connector, text_config=None, llm=LLMConfig(name_or_path=SMOLLM2_ALIAS)

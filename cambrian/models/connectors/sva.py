@@ -93,6 +93,18 @@ class SVALayer(nn.Module):
         return queries + self.proj_out(self.norm(h))  # residual to the original query, not to proj_in's output
 
 
+class QueryBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over (images x cells, C). Batch statistics need several images: a training batch of fewer than
+    `min_images` normalises with the running statistics instead (as in evaluation)."""
+
+    min_images = 4
+
+    def forward(self, x: torch.Tensor, images: int) -> torch.Tensor:
+        if self.training and images < self.min_images:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
 @dataclass
 class VisionWindows:
     """What every SVA layer reads, computed once per image batch: projected tower windows and their masks."""
@@ -137,6 +149,11 @@ class SpatialVisionAggregator(nn.Module):
             )
             for _ in range(config.num_groups)
         )
+        # The aggregated queries' variance is mostly common to all images (the image-dependent share is ~0.3 at init
+        # for cambrian-nano), and Adam on such inputs grows the common part until every image gives the same tokens
+        # (docs/quickstart.md). Standardising each channel over the batch keeps the image-dependent part the signal,
+        # and its backward removes the batch-mean gradient from everything before it.
+        self.query_norm = QueryBatchNorm(width * config.num_groups) if config.batch_norm else None
         self.projector = nn.Sequential(
             nn.Linear(width * config.num_groups, llm_hidden_size),
             nn.GELU(),
@@ -171,7 +188,10 @@ class SpatialVisionAggregator(nn.Module):
             for layer in layers:  # D stacked layers, each reading the same windows
                 x = layer(x, context, flat_windows, flat_masks)
             groups.append(x)
-        tokens = self.projector(torch.cat(groups, dim=-1))  # G groups concatenated on channels
+        queries = torch.cat(groups, dim=-1)  # G groups concatenated on channels
+        if self.query_norm is not None:
+            queries = self.query_norm(queries, images)
+        tokens = self.projector(queries)
         return tokens.view(images, L, L, -1)
 
     def aggregate_in_llm(
