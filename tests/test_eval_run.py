@@ -88,9 +88,9 @@ def test_batch_size_does_not_change_answers_and_outputs_are_shaped(noisy_tiny, b
     assert "| CV-Bench | overall |" in one.files["markdown"].read_text()
 
 
-def test_generator_equals_transformers_greedy_generate_prompt_by_prompt(noisy_tiny, bench):
-    """The Generator's own loop (shared-prefix cache, finished rows leaving the batch) answers exactly what
-    `model.generate` answers for each prompt alone, with no prefix cache, at any batch size."""
+def test_generator_equals_transformers_greedy_generate_prompt_by_prompt(noisy_tiny, bench, monkeypatch):
+    """The Generator's own loop (shared-prefix cache, finished rows decoding on unread, then leaving the batch)
+    answers exactly what `model.generate` answers for each prompt alone, with no prefix cache, at any batch size."""
     from cambrian.eval.benchmarks import get_benchmark, load_samples
     from cambrian.eval.generation import Generator
 
@@ -100,19 +100,37 @@ def test_generator_equals_transformers_greedy_generate_prompt_by_prompt(noisy_ti
     prompts = [generator.encode(s) for s in samples]  # images of 6 sizes: different visual token counts
     assert generator.prefix_ids and all(p.input_ids[:len(generator.prefix_ids)] == generator.prefix_ids
                                         for p in prompts)
-    expected = []
+    continuations = []  # transformers' greedy tokens for each prompt alone (the noisy model never stops in 6)
     for p in prompts:
         ids = torch.tensor([p.input_ids])
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
                              pad_token_id=generator.pad_id, **model.image_inputs(p.images))
-        new = out[0, len(p.input_ids) + sum(model.num_image_tokens(im.size) - 1 for im in p.images):].tolist()
+        continuations.append(out[0, len(p.input_ids) + sum(model.num_image_tokens(im.size) - 1 for im in p.images):])
+    # Extra stop tokens: in the batch of 12, rows 0, 7 and 8 finish at the first token (fewer than a third: they
+    # decode on, unread) and row 1 at the second (then the four leave the batch). A stop token changes no greedy
+    # token before it, so the expected answers are transformers' continuations cut at the first stop.
+    generator.stop_ids |= {int(continuations[0][0]), int(continuations[7][0]), int(continuations[1][1])}
+    expected = []
+    for new in continuations:
+        new = new.tolist()
         cut = next((i for i, t in enumerate(new) if t in generator.stop_ids), len(new))
         expected.append(tokenizer.decode(new[:cut], skip_special_tokens=True).strip())
     assert len(set(expected)) > 1 and any(len(e) < max(map(len, expected)) for e in expected)
+    steps = []  # per forward: (rows of its batch's prefill, rows now, whether a row is fed its stop token again)
+    original = model.forward
+
+    def spy(**kw):
+        ids = kw["input_ids"]
+        width = len(ids) if ids.shape[1] > 1 else steps[-1][0]
+        steps.append((width, len(ids), ids.shape[1] == 1 and any(t in generator.stop_ids for t in ids[:, 0].tolist())))
+        return original(**kw)
+
+    monkeypatch.setattr(model, "forward", spy)
     for size in (1, 4, 12):
         answers = [a for start in range(0, len(prompts), size)
                    for a in generator.generate(prompts[start:start + size], 6)]
         assert answers == expected, size
+    assert len(prompts) == 12 and (12, 12, True) in steps and (12, 8, False) in steps  # kept, then left
 
 
 def test_vision_disabled_drops_image_and_pixels(noisy_tiny, bench, tmp_path, monkeypatch):
