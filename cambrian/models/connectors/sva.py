@@ -152,7 +152,7 @@ class SpatialVisionAggregator(nn.Module):
         # The aggregated queries' variance is mostly common to all images (the image-dependent share is ~0.3 at init
         # for cambrian-nano), and Adam on such inputs grows the common part until every image gives the same tokens
         # (docs/quickstart.md). Standardising each channel over the batch keeps the image-dependent part the signal,
-        # and its backward removes the batch-mean gradient from everything before it.
+        # and its backward removes the batch-mean part of the gradient that reaches it.
         self.query_norm = QueryBatchNorm(width * config.num_groups) if config.batch_norm else None
         self.projector = nn.Sequential(
             nn.Linear(width * config.num_groups, llm_hidden_size),
