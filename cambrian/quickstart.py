@@ -129,7 +129,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
 
     from cambrian.quickstart_lib.evaluate import visual_token_spread
 
-    probe_images = [easy_vqa.get_test_image_paths()[i] for i in range(8)]
+    test_paths = easy_vqa.get_test_image_paths()  # lists the folder on every call
+    probe_images = [test_paths[i] for i in range(8)]
     spread = {"before training": visual_token_spread(model, probe_images)}
     token_cache: dict = {}
     for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):

@@ -45,4 +45,3 @@ def bf16_matmul_is_fast() -> bool:
 
     capabilities = torch.cpu.get_capabilities() if hasattr(torch.cpu, "get_capabilities") else {}
     return bool(capabilities.get("amx_bf16"))
-
