@@ -1,7 +1,7 @@
 """Evaluation throughput: questions/s of batched greedy generation at batch 1 vs batch 16 (CPU by default).
 
     .venv/bin/python benchmarks/eval_throughput.py [--models cambrian-tiny,cambrian-nano] [--n 200] [--threads N]
-        [--dtype fp32|bf16] [--json OUT]
+        [--dtype fp32|bf16] [--device cpu|cuda] [--save-bench DIR | --bench-dir DIR] [--json OUT]
 
 Both batch sizes answer the same N synthetic CV-Bench questions (rendered once, 384 px, world seed 3) in the same
 process, alternating chunk by chunk so that both see the same machine load, with the harness's own Generator and
@@ -9,7 +9,8 @@ batching (sorted by prompt length, left-padded, greedy, CV-Bench token budget 16
 both reported. The answers must be identical; the script exits non-zero if they are not, and says how many answer
 texts and how many parsed choices differ from batch 1's.
 
-`--dtype bf16` runs the model as `cambrian eval --dtype bf16` does (cambrian/eval/precision.py).
+`--dtype bf16` runs the model as `cambrian eval --dtype bf16` does (cambrian/eval/precision.py). `--device cuda` runs
+it on the GPU, with TF32 off for matmuls and convolutions so that fp32 means fp32 there too.
 
 `--threads` fixes torch's CPU threads for both batch sizes: on a 2-core machine shared with other jobs, 2 OpenMP
 threads spin at every op's barrier while the other core is taken, which slows batch 1 (hundreds of small ops per
@@ -65,24 +66,36 @@ def main() -> int:
     parser.add_argument("--batch-sizes", default="1,16")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"], help="compute precision")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--bench-dir", default=None,
+                        help="a CV-Bench folder made earlier by this script's recipe (`--save-bench`), instead of "
+                             "rendering one (for a machine without the `datasets` package)")
+    parser.add_argument("--save-bench", default=None, help="render the questions into this folder and stop")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+    hardware = torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {hardware}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}, dtype {args.dtype}")
     bench = get_benchmark("cvbench")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        render_world(f"{tmp}/world", max(args.n // 2, 8), seed=3, size=384)
-        build_from_world(f"{tmp}/bench", f"{tmp}/world")
-        samples = load_samples(bench, f"{tmp}/bench", args.n)
+        bench_dir = args.bench_dir or f"{tmp}/bench"
+        if not args.bench_dir:
+            render_world(f"{tmp}/world", max(args.n // 2, 8), seed=3, size=384)
+            build_from_world(args.save_bench or bench_dir, f"{tmp}/world")
+            if args.save_bench:
+                return 0
+        samples = load_samples(bench, bench_dir, args.n)
         if len(samples) < args.n:
             print(f"only {len(samples)} questions were generated", file=sys.stderr)
         for spec in args.models.split(","):
-            model, tokenizer = load_for_eval(spec, seed=0, device="cpu", dtype=args.dtype)
+            model, tokenizer = load_for_eval(spec, seed=0, device=args.device, dtype=args.dtype)
             generator = Generator(model, tokenizer)
             generator.generate([generator.encode(samples[0])], 2)  # warm-up
             results = answer_interleaved(generator, samples, sizes, bench.max_new_tokens)
@@ -95,7 +108,7 @@ def main() -> int:
                 choices = parsed_choices(bench, samples, r["answers"])
                 same_choices = sum(choices[s.idx] == reference_choices[s.idx] for s in samples)
                 accuracy = score_answers(bench, samples, r["answers"]).metrics["micro"]
-                rows.append({"model": spec, "dtype": args.dtype, "batch_size": b, "questions": len(samples),
+                rows.append({"model": spec, "dtype": args.dtype, "device": hardware, "batch_size": b, "questions": len(samples),
                              "seconds": r["wall"], "cpu_seconds": r["cpu"], "questions_per_s": len(samples) / r["wall"],
                              "speedup": base["wall"] / r["wall"], "cpu_speedup": base["cpu"] / r["cpu"],
                              "identical_answers": identical, "same_texts_as_batch1": same_texts,

@@ -94,6 +94,6 @@ def generate(
         [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
     )
     input_ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    inputs = {"input_ids": input_ids, **cambrian.image_inputs(images)}
+    inputs = {"input_ids": input_ids.to(cambrian.device), **cambrian.image_inputs(images)}
     streamer = TextStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     cambrian.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, streamer=streamer)

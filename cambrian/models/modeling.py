@@ -118,12 +118,12 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         return MultiTowerTransform({tower.name: tower.transform for tower in self.towers})
 
     def image_inputs(self, images: list) -> dict:
-        """PIL images -> the `pixel_values` ({tower: (N, 3, R, R)}) and `image_sizes` that forward/generate take,
-        in the given order; {} for no images."""
+        """PIL images -> the `pixel_values` ({tower: (N, 3, R, R)}, on the model's device) and `image_sizes` that
+        forward/generate take, in the given order; {} for no images."""
         if not images:
             return {}
         per_image = [self.image_transform(image) for image in images]
-        pixel_values = {name: torch.stack([p[name] for p in per_image]) for name in per_image[0]}
+        pixel_values = {name: torch.stack([p[name] for p in per_image]).to(self.device) for name in per_image[0]}
         return {"pixel_values": pixel_values, "image_sizes": [image.size for image in images]}
 
     @property
