@@ -64,3 +64,13 @@ def test_pca_and_correlation_math():
     coords, explained = pca_2d(matrix)
     assert coords[0] == pytest.approx(coords[1]) and abs(coords[0][0] - coords[2][0]) > 1  # same vs opposite trend
     assert explained.sum() == pytest.approx(1.0)
+
+
+def test_models_sharing_a_folder_name_are_labelled_by_their_parents():
+    from cambrian.eval.analyze import Run, _unique_labels
+
+    runs = [Run("", model, vision, {}, {}, {}) for model, vision in [
+        ("/runs/qs_a/model", True), ("/runs/qs_a/model", False), ("/runs/qs_b/model", True), ("/x/tiny", True),
+        ("/x/tiny", True)]]
+    _unique_labels(runs)
+    assert [r.label for r in runs] == ["qs_a/model", "qs_a/model (no vision)", "qs_b/model", "x/tiny", "x/tiny #2"]

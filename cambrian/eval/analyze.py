@@ -73,8 +73,17 @@ def load_run(path: str | Path) -> Run:
 
 
 def _unique_labels(runs: list[Run]) -> None:
+    """Models that share a folder name (every quickstart saves to `.../model`) are told apart by as many parent
+    folders as it takes ("qs_a/model", "qs_b/model"); the same path twice gets "#2"."""
+    def label(run: Run, parts: int) -> str:
+        return "/".join(Path(run.model).parts[-parts:]) + ("" if run.vision else " (no vision)")
+
+    for parts in range(1, max(len(Path(r.model).parts) for r in runs) + 1):
+        if len({label(r, parts) for r in runs}) == len({(r.model, r.vision) for r in runs}):
+            break
     seen: dict[str, int] = {}
     for run in runs:
+        run.label = label(run, parts)
         seen[run.label] = seen.get(run.label, 0) + 1
         if seen[run.label] > 1:
             run.label = f"{run.label} #{seen[run.label]}"
