@@ -74,6 +74,24 @@ def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_first_phase_draws_from_its_own_mix_then_the_stage_mix(tiny_short):
+    model, tokenizer = tiny_short
+    examples = {"vqa": _examples(), "vqa-colour": _examples(4)}
+    stage = StageConfig("s", 0, {"vqa": 1}, 1e-3, batch_size=2, max_steps=4, first_mix={"vqa-colour": 1},
+                        first_share=0.5)
+    assert train_stage(model, tokenizer, examples, stage).kind == ["vqa-colour"] * 2 + ["vqa"] * 2
+    # an empty first pool skips the phase instead of failing the run
+    stage.first_mix = {"absent": 1}
+    assert train_stage(model, tokenizer, examples, stage).kind == ["vqa"] * 4
+
+
+def test_colour_questions_are_told_from_questions_naming_a_colour():
+    assert qdata.is_colour_question("what color is the shape?")
+    assert qdata.is_colour_question("what is the color of the circle?")
+    assert not qdata.is_colour_question("what is the red shape?")
+    assert not qdata.is_colour_question("is there a red shape?")
+
+
 def test_packed_conversations_supervise_every_answer_and_hold_one_image(tiny_short):
     import random
 

@@ -33,7 +33,7 @@ class Example:
     """One conversation; `image` is a file path, PNG bytes or None (text only)."""
 
     id: str
-    kind: str  # caption | vqa | cvbench | describe | chat
+    kind: str  # caption | vqa | vqa-colour | cvbench | describe | chat
     turns: list[dict]
     image: Path | bytes | None = None
 
@@ -79,6 +79,11 @@ def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, obje
 _WHAT_IS = re.compile(r"what is the (\w+) shape\?")
 
 
+def is_colour_question(question: str) -> bool:
+    """"what color is the shape?", "what is the color of the circle?" (not "what is the red shape?")."""
+    return question.startswith("what") and " color" in question.split("?")[0]
+
+
 def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
     """image id -> {"shape": ..., "color": ...}, read from the questions that state them."""
     facts: dict[int, dict[str, str]] = {}
@@ -122,6 +127,9 @@ def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, tu
     order = [k for i in images for k in by_image[i]][:n_vqa]
     vqa = packed_by_image("easyvqa", "vqa", [(f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
                                               Path(paths[image_ids[k]])) for k in order], turns_per_image, rng)
+    # the same colour questions again, one per conversation: the pool of stage 2's first phase (quickstart.py)
+    colour = [_qa(f"easyvqa-colour-{k}", "vqa-colour", f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
+                  Path(paths[image_ids[k]])) for k in order if is_colour_question(questions[k])]
     described = [i for i in sorted(facts) if {"shape", "color"} <= facts[i].keys()]
     rng.shuffle(described)
     captions = [_qa(f"easyvqa-cap-{i}", "caption", rng.choice(DESCRIBE_PROMPTS),
@@ -130,7 +138,7 @@ def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, tu
     describe = [_qa(f"easyvqa-desc-{i}", "describe", rng.choice(DESCRIBE_PROMPTS),
                     easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]))
                 for i in described[n_captions:n_captions + n_describe]]
-    return {"vqa": vqa, "caption": captions, "describe": describe}
+    return {"vqa": vqa, "vqa-colour": colour, "caption": captions, "describe": describe}
 
 
 # -- synthetic world --

@@ -33,6 +33,9 @@ class StageConfig:
     batch_size: int = 16
     long_batch_size: int = 8  # captions, descriptions and chat are ~4x longer than short answers
     max_steps: int | None = None
+    # a first phase on another mix (a curriculum): its share of the stage's time, or of max_steps (at least 1 step)
+    first_mix: dict[str, float] | None = None
+    first_share: float = 0.0
     warmup_steps: int = 3
     seed: int = 0
     bf16: bool = False  # autocast matmuls to bf16 (worth it where the CPU has AMX; see cpu.bf16_matmul_is_fast)
@@ -150,6 +153,10 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.98))
     sizes = {k: stage.long_batch_size if k in LONG_KINDS else stage.batch_size for k in examples}
     batcher = Batcher(examples, stage.mix, sizes, stage.seed)
+    first = None
+    if stage.first_mix and stage.first_share and any(examples.get(k) for k in stage.first_mix):
+        first = Batcher(examples, stage.first_mix, sizes, stage.seed)
+    first_steps = max(1, round(stage.first_share * stage.max_steps)) if first and stage.max_steps else 0
     cache = token_cache if token_cache is not None else {}
     log = StageLog(stage.name)
     model.train()
@@ -168,7 +175,9 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
                                                                                               progress_fraction)))
         for g in optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
-        kind, chunk = batcher.next()
+        in_first = first is not None and (step < first_steps if stage.max_steps else
+                                          elapsed < stage.first_share * stage.seconds)
+        kind, chunk = (first if in_first else batcher).next()
         batch = collate(model, tokenizer, chunk, cache)
         loss = batch_loss(model, batch, stage.bf16)
         loss.backward()
