@@ -81,13 +81,16 @@ def markdown(report: dict) -> str:
              "## Data", ""]
     for kind, n in report["data"]["counts"].items():
         lines.append(f"- {kind}: {n}")
-    lines += ["", "## Training", "", "| stage | steps | samples | seconds | first loss | last loss (mean of 5) |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "## Training", "",
+              "| stage | steps | batches per kind (in order of first use) | samples | seconds | first loss | "
+              "last loss (mean of 5) |", "|---|---|---|---|---|---|---|"]
     for s in report["training"]["stages"]:
         last = sum(s["loss"][-5:]) / max(1, len(s["loss"][-5:]))
         first = s["loss"][0] if s["loss"] else float("nan")
         seconds = s["seconds"][-1] if s["seconds"] else 0
-        lines.append(f"| {s['name']} | {len(s['steps'])} | {s['samples']} | {seconds:.0f} | {first:.3f} | {last:.3f} |")
+        kinds = ", ".join(f"{k} {s['kind'].count(k)}" for k in dict.fromkeys(s["kind"]))
+        lines.append(f"| {s['name']} | {len(s['steps'])} | {kinds} | {s['samples']} | {seconds:.0f} | {first:.3f} | "
+                     f"{last:.3f} |")
     spread = report["training"].get("visual_token_spread", {})
     if spread:
         lines += ["", "Visual-token spread across 8 test images (across-image std / overall std; near 0 means every "
