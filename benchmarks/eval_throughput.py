@@ -108,7 +108,8 @@ def main() -> int:
                 choices = parsed_choices(bench, samples, r["answers"])
                 same_choices = sum(choices[s.idx] == reference_choices[s.idx] for s in samples)
                 accuracy = score_answers(bench, samples, r["answers"]).metrics["micro"]
-                rows.append({"model": spec, "dtype": args.dtype, "device": hardware, "batch_size": b, "questions": len(samples),
+                rows.append({"model": spec, "dtype": args.dtype, "device": hardware, "batch_size": b,
+                             "questions": len(samples),
                              "seconds": r["wall"], "cpu_seconds": r["cpu"], "questions_per_s": len(samples) / r["wall"],
                              "speedup": base["wall"] / r["wall"], "cpu_speedup": base["cpu"] / r["cpu"],
                              "identical_answers": identical, "same_texts_as_batch1": same_texts,

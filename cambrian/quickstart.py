@@ -110,8 +110,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
                                                {"role": "assistant", "content": r["answer"]}])
             for k, r in enumerate(chat_rows)]
     stage1_data = {"caption": easy["caption"] + world["caption"]}
-    stage2_data = {"vqa": easy["vqa"], "vqa-colour": easy["vqa-colour"], "cvbench": world["cvbench"], "describe": easy["describe"] + world["describe"],
-                   "chat": chat}
+    stage2_data = {"vqa": easy["vqa"], "vqa-colour": easy["vqa-colour"], "cvbench": world["cvbench"],
+                   "describe": easy["describe"] + world["describe"], "chat": chat}
     qdata.write_jsonl(stage1_data["caption"], out / "data" / "alignment.jsonl")
     qdata.write_jsonl([e for k, v in stage2_data.items() if k != "vqa-colour" for e in v],
                       out / "data" / "instruct.jsonl")  # vqa-colour: a subset of vqa, one question per conversation

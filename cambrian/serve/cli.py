@@ -54,8 +54,8 @@ class ChatSession:
         ids = tokenize_conversation(self.turns, self.tokenizer, template, add_generation_prompt=True).input_ids
         kwargs = self.model.image_inputs(self.images)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        kwargs.update(input_ids=torch.tensor([ids], device=self.model.device), max_new_tokens=self.max_new_tokens, do_sample=False,
-                      repetition_penalty=self.repetition_penalty, streamer=streamer,
+        kwargs.update(input_ids=torch.tensor([ids], device=self.model.device), max_new_tokens=self.max_new_tokens,
+                      do_sample=False, repetition_penalty=self.repetition_penalty, streamer=streamer,
                       pad_token_id=self.tokenizer.pad_token_id)
         worker = Thread(target=self.model.generate, kwargs=kwargs, daemon=True)
         worker.start()
