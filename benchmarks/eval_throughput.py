@@ -59,6 +59,14 @@ def parsed_choices(bench, samples, answers: dict[int, str]) -> dict[int, object]
             for s, record in zip(samples, score_answers(bench, samples, answers).samples, strict=True)}
 
 
+def render_bench(out: str, n: int) -> str:
+    """The benchmark's questions: a synthetic world (seed 3, 384 px, ~2 questions per image) made into CV-Bench."""
+    with tempfile.TemporaryDirectory() as tmp:
+        render_world(f"{tmp}/world", max(n // 2, 8), seed=3, size=384)
+        build_from_world(out, f"{tmp}/world")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="cambrian-tiny,cambrian-nano")
@@ -84,13 +92,11 @@ def main() -> int:
           f"load average {os.getloadavg()[0]:.2f}, dtype {args.dtype}")
     bench = get_benchmark("cvbench")
     rows = []
+    if args.save_bench:
+        render_bench(args.save_bench, args.n)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        bench_dir = args.bench_dir or f"{tmp}/bench"
-        if not args.bench_dir:
-            render_world(f"{tmp}/world", max(args.n // 2, 8), seed=3, size=384)
-            build_from_world(args.save_bench or bench_dir, f"{tmp}/world")
-            if args.save_bench:
-                return 0
+        bench_dir = args.bench_dir or render_bench(f"{tmp}/bench", args.n)
         samples = load_samples(bench, bench_dir, args.n)
         if len(samples) < args.n:
             print(f"only {len(samples)} questions were generated", file=sys.stderr)
