@@ -48,8 +48,9 @@ STAGE2_MIX = {"vqa": 0.55, "cvbench": 0.25, "describe": 0.1, "chat": 0.1}
 # learned, 300 steps included, while shape was by step 60; after 30 colour-only steps it is, and the mix keeps it
 # (docs/quickstart.md, "Colour"). 35 % of the stage (66 steps): colour 86.0 %, shape 71.1 %; 25 % gave 53.5 / 88.9 %.
 STAGE2_FIRST_MIX, STAGE2_FIRST_SHARE = {"vqa-colour": 1.0}, 0.35
-# seconds per question at batch 16 (vision on / off), measured on the shared 2-core machine: the evaluation reserve
-SECONDS_PER_EVAL = {True: 0.33, False: 0.17}
+# seconds per question at batch 16 (vision on / off): the evaluation reserve. CPU: measured on the shared 2-core
+# machine; CUDA: twice the H100's 0.053 s (benchmarks/README.md, eval throughput), for the first batches' warm-up.
+SECONDS_PER_EVAL = {"cpu": {True: 0.33, False: 0.17}, "cuda": {True: 0.1, False: 0.06}}
 FINAL_RESERVE_S = 35.0  # saving the model, example answers, plots
 
 
@@ -61,12 +62,13 @@ def quickstart(
     out: Path = typer.Option(Path("runs/quickstart"), help="where the model folder, data and report go"),
     budget_minutes: float = typer.Option(15.0, help="wall-time budget for the whole run; training gets what is left"),
     smoke: bool = typer.Option(False, help="the same path with tiny step counts (CI)"),
+    device: str = typer.Option("auto", help="cpu, cuda, or auto (CUDA when one is visible)"),
 ) -> None:
-    """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU, then chat with it."""
-    run_quickstart(out, budget_minutes * 60, Plan.smoke() if smoke else Plan(), smoke)
+    """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU (or a GPU), then chat with it."""
+    run_quickstart(out, budget_minutes * 60, Plan.smoke() if smoke else Plan(), smoke, device)
 
 
-def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
+def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: str = "auto") -> dict:
     import random
 
     import torch
@@ -85,12 +87,18 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
 
     from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads
 
-    threads, probe = choose_threads()
-    bf16 = bf16_matmul_is_fast()
-    say(f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms" for n, t in probe.items())
-        + f"); training compute: {'bf16 autocast (AMX)' if bf16 else 'fp32'}")
+    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                          "cpu" if device == "auto" else device)
+    on_cpu = device.type == "cpu"
+    threads, probe = choose_threads() if on_cpu else (torch.get_num_threads(), {})
+    bf16 = bf16_matmul_is_fast() if on_cpu else torch.cuda.is_bf16_supported()
+    where = ("CPU threads: " + f"{threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
+                                                                  for n, t in probe.items()) + ")" if on_cpu
+             else f"device: {torch.cuda.get_device_name(device)}")
+    say(f"{where}; training compute: {'bf16 autocast' + (' (AMX)' if on_cpu else '') if bf16 else 'fp32'}")
     say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, SmolLM2-135M-Instruct")
     model, tokenizer = build_quickstart_model()
+    model.to(device)
     millions = sum(p.numel() for p in model.parameters()) / 1e6
     say(f"      {millions:.1f}M parameters, built in {time.perf_counter() - start:.0f} s")
 
@@ -120,7 +128,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     say("      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
     n_eval = (plan.eval_easyvqa or 9673) + (plan.eval_cvbench or 3 * plan.world_test)  # ~3 questions per image
-    reserve = n_eval * (SECONDS_PER_EVAL[True] + SECONDS_PER_EVAL[False]) + FINAL_RESERVE_S
+    per_question = SECONDS_PER_EVAL[device.type]
+    reserve = n_eval * (per_question[True] + per_question[False]) + FINAL_RESERVE_S
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
     say(f"[3/6] training for {train_s:.0f} s ({reserve:.0f} s kept for evaluation and the report)")
     logs = []
@@ -142,8 +151,9 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):
         if stage.name.startswith("stage 2"):  # whatever stage 1 left of the training time
             stage.seconds = max(10.0, deadline - time.perf_counter() - reserve)
-        threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
-        say(f"      {stage.name}: {threads} CPU thread(s)")
+        if on_cpu:
+            threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
+            say(f"      {stage.name}: {threads} CPU thread(s)")
         total = stage.max_steps or int(stage.seconds)
         with tqdm(total=total, desc=stage.name, unit="step" if stage.max_steps else "s") as bar:
             def progress(step, loss, kind, elapsed, bar=bar, total=total, stepped=stage.max_steps is not None):
@@ -161,8 +171,9 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
     model_dir = out / "model"
     save_model(model, tokenizer, model_dir)
 
-    threads, _ = choose_threads()
-    say(f"[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; {threads} thread(s))")
+    threads = choose_threads()[0] if on_cpu else threads
+    say("[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; "
+        + (f"{threads} thread(s))" if on_cpu else f"{device.type})"))
     from cambrian.quickstart_lib.evaluate import evaluate
 
     # fp32: bf16 autocast did not speed this evaluation up (113.7 s fp32 at 10:43, 118.4 s autocast at 12:52, quiet)
@@ -177,7 +188,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool) -> dict:
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
         "stage2_first_phase": {"mix": STAGE2_FIRST_MIX, "share": STAGE2_FIRST_SHARE},
-        "cpu_threads": threads, "thread_probe_s": probe,
+        "device": str(device), "cpu_threads": threads, "thread_probe_s": probe,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "

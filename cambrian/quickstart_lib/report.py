@@ -75,7 +75,9 @@ def _pct(x) -> str:
 
 def markdown(report: dict) -> str:
     lines = ["# cambrian quickstart report", "",
-             f"Wall time: {report['wall_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
+             f"Wall time: {report['wall_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s) on "
+             + (f"{report['cpu_threads']} CPU thread(s)" if report.get("device", "cpu") == "cpu" else report["device"])
+             + f", {report['training_compute']}"
              + (" — smoke run (tiny step counts; numbers mean nothing)" if report["smoke"] else ""), "",
              "## Model", "", report["model"]["summary"], "", f"Folder: `{report['model']['path']}`", "",
              "## Data", ""]

@@ -58,7 +58,8 @@ def self_chat(model, tokenizer, n_prompts: int, max_new_tokens: int, batch_size:
             input_ids[r, width - len(row):] = torch.tensor(row)
             mask[r, width - len(row):] = 1
         with torch.no_grad():
-            out = model.language_model.generate(input_ids=input_ids, attention_mask=mask, do_sample=False,
+            out = model.language_model.generate(input_ids=input_ids.to(model.device),
+                                                attention_mask=mask.to(model.device), do_sample=False,
                                                 max_new_tokens=max_new_tokens, repetition_penalty=1.1,
                                                 pad_token_id=pad)
         for prompt, row in zip(chunk, out[:, width:].tolist(), strict=True):

@@ -38,7 +38,7 @@ class StageConfig:
     first_share: float = 0.0
     warmup_steps: int = 3
     seed: int = 0
-    bf16: bool = False  # autocast matmuls to bf16 (worth it where the CPU has AMX; see cpu.bf16_matmul_is_fast)
+    bf16: bool = False  # autocast matmuls to bf16 (on a GPU; on a CPU where it has AMX: cpu.bf16_matmul_is_fast)
 
 
 @dataclass
@@ -115,7 +115,9 @@ def collate(model, tokenizer, examples: list, cache: dict) -> dict:
                                                       pad)
     supervised = (labels != IGNORE_INDEX).float().argmax(dim=1)  # first supervised column per row
     keep = int(labels.shape[1] - supervised.min()) + 1
-    batch.update(input_ids=input_ids, attention_mask=mask, labels=labels, keep=min(keep, labels.shape[1]))
+    device = model.device  # pixels are already there (image_inputs)
+    batch.update(input_ids=input_ids.to(device), attention_mask=mask.to(device), labels=labels.to(device),
+                 keep=min(keep, labels.shape[1]))
     return batch
 
 
@@ -161,7 +163,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     log = StageLog(stage.name)
     model.train()
     attention = model.language_model.config._attn_implementation
-    if stage.bf16:  # the bf16 backward of CPU SDPA is slower than eager attention's two bf16 matmuls
+    if stage.bf16 and model.device.type == "cpu":  # CPU SDPA's bf16 backward is slower than eager's two matmuls
         model.language_model.set_attn_implementation("eager")
     start = time.perf_counter()
     step = 0
