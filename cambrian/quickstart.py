@@ -49,8 +49,8 @@ STAGE2_MIX = {"vqa": 0.55, "cvbench": 0.25, "describe": 0.1, "chat": 0.1}
 # (docs/quickstart.md, "Colour"). 35 % of the stage (66 steps): colour 86.0 %, shape 71.1 %; 25 % gave 53.5 / 88.9 %.
 STAGE2_FIRST_MIX, STAGE2_FIRST_SHARE = {"vqa-colour": 1.0}, 0.35
 # seconds per question at batch 16 (vision on / off): the evaluation reserve. CPU: measured on the shared 2-core
-# machine; CUDA: twice the H100's 0.053 s (benchmarks/README.md, eval throughput), for the first batches' warm-up.
-SECONDS_PER_EVAL = {"cpu": {True: 0.33, False: 0.17}, "cuda": {True: 0.1, False: 0.06}}
+# machine; CUDA: about twice what an H100 took in the quickstart (0.023-0.041 s on, 0.015-0.028 s off).
+SECONDS_PER_EVAL = {"cpu": {True: 0.33, False: 0.17}, "cuda": {True: 0.05, False: 0.03}}
 FINAL_RESERVE_S = 35.0  # saving the model, example answers, plots
 
 

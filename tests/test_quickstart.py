@@ -74,6 +74,38 @@ def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
     assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
+def test_a_step_with_a_nan_gradient_is_not_applied(tiny_short):
+    model, tokenizer = tiny_short
+    weight = next(model.connector.parameters())
+    calls = []
+
+    def nan_once(grad):
+        calls.append(1)
+        return grad * float("nan") if len(calls) == 2 else grad
+
+    hook = weight.requires_grad_(True).register_hook(nan_once)  # train_stage trains the connector
+    try:
+        log = train_stage(model, tokenizer, {"vqa": _examples()}, StageConfig("s", 0, {"vqa": 1}, 1e-2, batch_size=3,
+                                                                              max_steps=4))
+    finally:
+        hook.remove()
+    assert [s["step"] for s in log.skipped] == [2] and log.skipped[0]["kind"] == "vqa"
+    assert len(log.skipped[0]["ids"]) == 3 and log.stopped is None and log.steps == [1, 2, 3, 4]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_stage_whose_loss_stays_nan_stops_with_finite_weights(tiny_short):
+    model, tokenizer = tiny_short
+    hook = model.language_model.get_output_embeddings().register_forward_hook(lambda m, i, out: out * float("nan"))
+    try:
+        log = train_stage(model, tokenizer, {"vqa": _examples()}, StageConfig("s", 0, {"vqa": 1}, 1e-2, batch_size=3,
+                                                                              max_steps=50))
+    finally:
+        hook.remove()
+    assert len(log.steps) == 10 and len(log.skipped) == 10 and "10 steps in a row" in log.stopped
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
 def test_first_phase_draws_from_its_own_mix_then_the_stage_mix(tiny_short):
     model, tokenizer = tiny_short
     examples = {"vqa": _examples(), "vqa-colour": _examples(4)}

@@ -4,6 +4,7 @@ accuracy per task with the vision-off and random-guess baselines, test images wi
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -86,13 +87,22 @@ def markdown(report: dict) -> str:
     lines += ["", "## Training", "",
               "| stage | steps | batches per kind (in order of first use) | samples | seconds | first loss | "
               "last loss (mean of 5) |", "|---|---|---|---|---|---|---|"]
+    notes = []
     for s in report["training"]["stages"]:
-        last = sum(s["loss"][-5:]) / max(1, len(s["loss"][-5:]))
+        finite = [x for x in s["loss"] if math.isfinite(x)]
+        last = sum(finite[-5:]) / max(1, len(finite[-5:]))
         first = s["loss"][0] if s["loss"] else float("nan")
         seconds = s["seconds"][-1] if s["seconds"] else 0
         kinds = ", ".join(f"{k} {s['kind'].count(k)}" for k in dict.fromkeys(s["kind"]))
         lines.append(f"| {s['name']} | {len(s['steps'])} | {kinds} | {s['samples']} | {seconds:.0f} | {first:.3f} | "
                      f"{last:.3f} |")
+        skipped = s.get("skipped", [])
+        if skipped:
+            notes.append(f"- {s['name']}: {len(skipped)} step(s) not applied (non-finite loss or gradient), first at "
+                         f"step {skipped[0]['step']} ({skipped[0]['kind']} batch); all in report.json")
+        if s.get("stopped"):
+            notes.append(f"- {s['name']} stopped early: {s['stopped']}")
+    lines += [""] + notes if notes else []
     spread = report["training"].get("visual_token_spread", {})
     if spread:
         lines += ["", "Visual-token spread across 8 test images (across-image std / overall std; near 0 means every "

@@ -49,13 +49,16 @@ class StageLog:
     loss: list[float] = field(default_factory=list)
     kind: list[str] = field(default_factory=list)
     samples: int = 0
+    skipped: list[dict] = field(default_factory=list)  # steps whose loss or gradient was not finite: not applied
+    stopped: str | None = None  # why the stage ended before its time, if it did
 
     def to_dict(self) -> dict:
         return {"name": self.name, "steps": self.steps, "seconds": self.seconds, "loss": self.loss,
-                "kind": self.kind, "samples": self.samples}
+                "kind": self.kind, "samples": self.samples, "skipped": self.skipped, "stopped": self.stopped}
 
 
 LONG_KINDS = {"caption", "describe", "chat"}
+MAX_NONFINITE_IN_A_ROW = 10  # then the stage stops (the weights are still the last finite ones)
 
 
 class Batcher:
@@ -166,7 +169,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     if stage.bf16 and model.device.type == "cpu":  # CPU SDPA's bf16 backward is slower than eager's two matmuls
         model.language_model.set_attn_implementation("eager")
     start = time.perf_counter()
-    step = 0
+    step = in_a_row = 0
     while True:
         elapsed = time.perf_counter() - start
         if (stage.max_steps is not None and step >= stage.max_steps) or (
@@ -182,9 +185,18 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         kind, chunk = (first if in_first else batcher).next()
         batch = collate(model, tokenizer, chunk, cache)
         loss = batch_loss(model, batch, stage.bf16)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
-        optimizer.step()
+        # one NaN update poisons every weight for good (an H100 run did this at step 778): such a step is not applied
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]],
+                                                                        1.0)))
+        if finite:
+            optimizer.step()
+            in_a_row = 0
+        else:
+            log.skipped.append({"step": step + 1, "kind": kind, "loss": loss.item(), "ids": [e.id for e in chunk]})
+            in_a_row += 1
         optimizer.zero_grad(set_to_none=True)
         step += 1
         log.steps.append(step)
@@ -194,6 +206,11 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         log.samples += len(chunk)
         if progress:
             progress(step, log.loss[-1], kind, time.perf_counter() - start)
+        if in_a_row >= MAX_NONFINITE_IN_A_ROW:
+            log.stopped = (f"{in_a_row} steps in a row gave a non-finite loss or gradient (last: step {step}, "
+                           f"{kind} batch {log.skipped[-1]['ids'][:4]}...); the weights are those of step "
+                           f"{step - in_a_row}")
+            break
     model.language_model.set_attn_implementation(attention)
     model.requires_grad_(False)
     model.eval()
