@@ -191,4 +191,6 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         entry = report["evaluation"][bench]
         assert {"vision_on", "vision_off", "random", "n"} <= entry.keys() and entry["n"] > 0
     assert len(report["examples"]) == 3 and all(isinstance(e["answer"], str) for e in report["examples"])
-    assert (out / "eval" / "results.json").exists() and (out / "eval" / "results.novision.json").exists()
+    for bench in ("easyvqa", "cvbench"):  # one folder each: neither benchmark's results overwrite the other's
+        results = json.loads((out / "eval" / bench / "results.json").read_text())
+        assert bench in json.dumps(results) and (out / "eval" / bench / "results.novision.json").exists()

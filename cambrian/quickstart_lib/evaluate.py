@@ -14,7 +14,8 @@ def evaluate(model, tokenizer, model_dir: Path, bench_dir: Path, out: Path, n_ea
     for name, spec, limit in (("easyvqa", "easyvqa", n_easyvqa), ("cvbench", f"cvbench:{bench_dir}", n_cvbench)):
         entry: dict = {}
         for vision in (True, False):
-            config = EvalConfig(model=str(model_dir), benches=[spec], out=out, batch_size=16, vision=vision,
+            # a folder per benchmark: results.json / samples.jsonl are per run, and each run has one benchmark
+            config = EvalConfig(model=str(model_dir), benches=[spec], out=out / name, batch_size=16, vision=vision,
                                 limit=limit)
             run = run_eval(config, model=model, tokenizer=tokenizer, log=log)
             result = run.results[0]
