@@ -87,14 +87,21 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
 
     from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads
 
-    device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                          "cpu" if device == "auto" else device)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("no CUDA device is visible to torch: use --device cpu or auto", param_hint="--device")
     on_cpu = device.type == "cpu"
-    threads, probe = choose_threads() if on_cpu else (torch.get_num_threads(), {})
-    bf16 = bf16_matmul_is_fast() if on_cpu else torch.cuda.is_bf16_supported()
-    where = ("CPU threads: " + f"{threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
-                                                                  for n, t in probe.items()) + ")" if on_cpu
-             else f"device: {torch.cuda.get_device_name(device)}")
+    if on_cpu:
+        threads, probe = choose_threads()
+        bf16 = bf16_matmul_is_fast()
+        where = f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
+                                                               for n, t in probe.items()) + ")"
+    else:
+        threads, probe = torch.get_num_threads(), {}
+        bf16 = torch.cuda.is_bf16_supported()
+        where = f"device: {torch.cuda.get_device_name(device)}"
     say(f"{where}; training compute: {'bf16 autocast' + (' (AMX)' if on_cpu else '') if bf16 else 'fp32'}")
     say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, SmolLM2-135M-Instruct")
     model, tokenizer = build_quickstart_model()

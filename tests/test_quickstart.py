@@ -106,6 +106,17 @@ def test_a_stage_whose_loss_stays_nan_stops_with_finite_weights(tiny_short):
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_a_gpu_is_a_clear_error_before_any_work(tmp_path):
+    import typer
+
+    from cambrian.quickstart import Plan, run_quickstart
+
+    with pytest.raises(typer.BadParameter, match="--device cpu"):
+        run_quickstart(tmp_path / "qs", 60, Plan.smoke(), True, "cuda")
+    assert not any((tmp_path / "qs").iterdir())
+
+
 def test_first_phase_draws_from_its_own_mix_then_the_stage_mix(tiny_short):
     model, tokenizer = tiny_short
     examples = {"vqa": _examples(), "vqa-colour": _examples(4)}
