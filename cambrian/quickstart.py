@@ -90,6 +90,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
+    if device.type not in SECONDS_PER_EVAL:
+        raise typer.BadParameter(f"{device.type} is not supported: use cpu, cuda or auto", param_hint="--device")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise typer.BadParameter("no CUDA device is visible to torch: use --device cpu or auto", param_hint="--device")
     on_cpu = device.type == "cpu"

@@ -185,8 +185,9 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         kind, chunk = (first if in_first else batcher).next()
         batch = collate(model, tokenizer, chunk, cache)
         loss = batch_loss(model, batch, stage.bf16)
+        value = loss.item()
         # one NaN update poisons every weight for good (an H100 run did this at step 778): such a step is not applied
-        finite = bool(torch.isfinite(loss))
+        finite = math.isfinite(value)
         if finite:
             loss.backward()
             finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]],
@@ -195,13 +196,13 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
             optimizer.step()
             in_a_row = 0
         else:
-            log.skipped.append({"step": step + 1, "kind": kind, "loss": loss.item(), "ids": [e.id for e in chunk]})
+            log.skipped.append({"step": step + 1, "kind": kind, "loss": value, "ids": [e.id for e in chunk]})
             in_a_row += 1
         optimizer.zero_grad(set_to_none=True)
         step += 1
         log.steps.append(step)
         log.seconds.append(time.perf_counter() - start)
-        log.loss.append(loss.item())
+        log.loss.append(value)
         log.kind.append(kind)
         log.samples += len(chunk)
         if progress:
