@@ -11,7 +11,8 @@ comparison. The image reaches the LLM in one of three ways:
     text    no image: "The image shows a {colour} {shape} on a white background." before the question
 
 Training is the quickstart's stage 2 (connector + LLM, AdamW, batch 16, lr 1e-4, bf16 autocast where the CPU has
-AMX): `--colour-steps` of easy-VQA colour questions first (as the quickstart opens), then batches of these balanced
+AMX): `--colour-steps` of easy-VQA colour questions first (as the quickstart opens; `--colour-llm-frozen` trains only
+the connector in them, as stage 1 does), then batches of these balanced
 questions, a quarter of them easy-VQA "what" questions instead. Scored every `--every` steps on 128 balanced
 questions about easy-VQA *test* images (first answer token, teacher-forced), and on 64 held-out colour questions.
 
@@ -113,6 +114,9 @@ def main() -> None:
     parser.add_argument("--what-share", type=float, default=0.25, help="share of batches of easy-VQA 'what' questions")
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--colour-lr", type=float, default=None, help="the connector's lr in the colour steps")
+    parser.add_argument("--colour-llm-frozen", action="store_true",
+                        help="train only the connector in the colour steps (as stage 1 does)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="also write the scores here (JSON)")
     args = parser.parse_args()
@@ -170,15 +174,24 @@ def main() -> None:
         model.train()
         return right / len(examples)
 
-    stage = StageConfig("probe", 0.0, {}, args.lr, args.lr, bf16=bf16)
-    groups = set_trainable(model, stage)
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.98))
+    def optimizer_for(connector_lr: float, llm_lr: float):
+        groups = set_trainable(model, StageConfig("probe", 0.0, {}, connector_lr, llm_lr, bf16=bf16))
+        for g in groups:
+            g["base_lr"] = g["lr"]
+        return groups, torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.98))
+
+    colour_lr = args.colour_lr or args.lr
+    groups, optimizer = optimizer_for(colour_lr, 0.0 if args.colour_llm_frozen else args.lr)
     model.train()
     scores, start = [], time.perf_counter()
-    total = args.colour_steps + args.steps
+    total, created = args.colour_steps + args.steps, 0  # created: the step before the optimizer's first (warmup)
     for step in range(1, total + 1):
+        if step == args.colour_steps + 1 and (args.colour_llm_frozen or colour_lr != args.lr):
+            groups, optimizer = optimizer_for(args.lr, args.lr)
+            model.train()
+            created = args.colour_steps
         for g in optimizer.param_groups:
-            g["lr"] = args.lr * min(1.0, step / 3)
+            g["lr"] = g["base_lr"] * min(1.0, (step - created) / 3)
         if step <= args.colour_steps:
             examples = rng.sample(colour_train, 16)
         elif rng.random() < args.what_share:
