@@ -14,7 +14,8 @@ Training is the quickstart's stage 2 (connector + LLM, AdamW, batch 16, lr 1e-4,
 AMX): `--colour-steps` of easy-VQA colour questions first (as the quickstart opens; `--colour-llm-frozen` trains only
 the connector in them, as stage 1 does), then batches of these balanced
 questions, a quarter of them easy-VQA "what" questions instead. Scored every `--every` steps on 128 balanced
-questions about easy-VQA *test* images (first answer token, teacher-forced), and on 64 held-out colour questions.
+questions about easy-VQA *test* images (first answer token, teacher-forced), and on 64 colour questions left out of
+training (their images are train images).
 
     .venv/bin/python benchmarks/yesno_binding.py --tokens vision [--steps 100] [--colour-steps 30] [--threads 2]
 """
