@@ -130,8 +130,7 @@ def main() -> None:
     from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast
     from cambrian.quickstart_lib.data import easyvqa_examples
     from cambrian.quickstart_lib.model import build_quickstart_model, use_short_template
-    from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, set_trainable
-    from cambrian.train.loop import autocast
+    from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, set_trainable, supervised_logits
 
     model, tokenizer = build_quickstart_model()
     use_short_template(tokenizer)
@@ -162,16 +161,10 @@ def main() -> None:
         model.eval()
         right = 0
         for start in range(0, len(examples), 32):
-            batch = run(examples[start:start + 32])
-            keep = batch["keep"]
-            with autocast("bf16" if bf16 else "fp32", model.device)():
-                out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                            pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"),
-                            logits_to_keep=keep)
-            targets = batch["labels"][:, -keep + 1:]
-            first = (targets != IGNORE_INDEX).float().argmax(dim=1)
+            logits, targets = supervised_logits(model, run(examples[start:start + 32]), bf16)
+            first = (targets != IGNORE_INDEX).float().argmax(dim=1)  # the first answer token of each row
             rows = torch.arange(len(first))
-            right += (out.logits[rows, first].argmax(-1) == targets[rows, first]).sum().item()
+            right += (logits[rows, first].argmax(-1) == targets[rows, first]).sum().item()
         model.train()
         return right / len(examples)
 

@@ -124,13 +124,17 @@ def collate(model, tokenizer, examples: list, cache: dict) -> dict:
     return batch
 
 
-def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
+def supervised_logits(model, batch: dict, bf16: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (logits, targets) over the batch's supervised tail (`collate`'s K columns); column j predicts target j."""
     keep = batch["keep"]
     with autocast("bf16" if bf16 else "fp32", batch["input_ids"].device)():  # weights, optimizer and loss stay fp32
         out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                     pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"), logits_to_keep=keep)
-    logits = out.logits[:, :-1].float()  # the last `keep` columns; column j predicts the token after it
-    targets = batch["labels"][:, -keep + 1:]
+    return out.logits[:, :-1].float(), batch["labels"][:, -keep + 1:]
+
+
+def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
+    logits, targets = supervised_logits(model, batch, bf16)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
 
 
