@@ -6,7 +6,8 @@ there a red shape?", "does the image not contain a circle?"), filled from each i
 the named word the true one half of the time: the wording carries no information, so accuracy above 50 % is
 comparison. The image reaches the LLM in one of three ways:
 
-    vision  the real model: towers -> SVA connector -> 16 visual tokens (+ in-LLM aggregation)
+    vision  the real model: towers -> SVA connector -> 16 visual tokens (+ in-LLM aggregation); with
+            `--align-steps`, after the quickstart's stage 1 (word alignment, quickstart_lib/align.py)
     oracle  the connector's 16 tokens replaced by the LLM's input embeddings of the true colour and shape words
     text    no image: "The image shows a {colour} {shape} on a white background." before the question
 
@@ -31,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
-SHAPES = ("circle", "rectangle", "triangle")
+from cambrian.quickstart_lib.data import COLOURS, SHAPES
+
 _COLOUR = re.compile(rf"\b({'|'.join(COLOURS)})\b")
 _SHAPE = re.compile(rf"\b({'|'.join(SHAPES)})\b")
 
@@ -112,6 +113,9 @@ def main() -> None:
     parser.add_argument("--tokens", choices=("vision", "oracle", "text"), default="vision")
     parser.add_argument("--steps", type=int, default=100, help="steps after the colour steps")
     parser.add_argument("--colour-steps", type=int, default=30)
+    parser.add_argument("--align-steps", type=int, default=0,
+                        help="first, this many steps of the quickstart's stage 1 (word alignment, align.py)")
+    parser.add_argument("--align-images", type=int, default=1000, help="easy-VQA train images the alignment uses")
     parser.add_argument("--what-share", type=float, default=0.25, help="share of batches of easy-VQA 'what' questions")
     parser.add_argument("--every", type=int, default=25)
     parser.add_argument("--lr", type=float, default=1e-4)
@@ -140,6 +144,15 @@ def main() -> None:
     current: list[str] = []
     if args.tokens == "oracle":
         use_oracle_tokens(model, tokenizer, facts_of, current)
+    if args.align_steps:
+        from cambrian.quickstart_lib.align import AlignConfig, align_connector, nearest_word_accuracy
+
+        words = [(p, (c, s)) for p, c, s in train_images[:args.align_images]]
+        log = align_connector(model, tokenizer, words, AlignConfig(seconds=0, max_steps=args.align_steps))
+        aligned = nearest_word_accuracy(model, tokenizer, [(p, (c, s)) for p, c, s in test_images[:256]],
+                                        list(COLOURS + SHAPES))
+        print(json.dumps({"align_steps": args.align_steps, "loss": round(log.loss[-1], 4),
+                          "seconds": round(log.seconds[-1]), "test_images_all_tokens_on_own_words": aligned}))
 
     easy = easyvqa_examples(4000, 0, 0, seed=0)
     known = [e for e in easy["vqa-colour"] + easy["vqa"] if str(e.image) in facts_of]  # the oracle needs both facts

@@ -18,23 +18,26 @@ class Plan:
     """Sizes of one run; `smoke` shrinks every count so CI runs the same path in a few minutes."""
 
     easyvqa_train: int = 12000
-    easyvqa_captions: int = 400
+    easyvqa_captions: int = 600
     easyvqa_describe: int = 300
     world_train: int = 300
     world_test: int = 70
-    world_captions: int = 150
-    world_describe: int = 150
+    world_captions: int = 200
+    world_describe: int = 100  # the train world's images after the 200 captioned ones
     self_chat_prompts: int = 16
     self_chat_tokens: int = 48
     eval_easyvqa: int | None = 300
     eval_cvbench: int | None = None
-    stage1_share: float = 0.1
+    stage1_seconds: float = 150.0  # word alignment, the towers' pass over its images included
     stage1_steps: int | None = None
     stage2_steps: int | None = None
+    balance_yes_no: bool = True  # easy-VQA's yes/no questions redrawn to name the image's own word half the time
     turns_per_image: int = 3  # questions packed into one conversation about an image (easy-VQA, CV-Bench)
-    connector_lr: float = 1e-4
+    connector_lr: float = 1e-3  # stage 1 (word alignment, align.py)
     stage2_connector_lr: float = 1e-4
     llm_lr: float = 1e-4
+    batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
+    long_batch_size: int = 4
 
     @classmethod
     def smoke(cls) -> Plan:
@@ -43,15 +46,15 @@ class Plan:
                    eval_cvbench=8, stage1_steps=2, stage2_steps=3)
 
 
-STAGE2_MIX = {"vqa": 0.55, "cvbench": 0.25, "describe": 0.1, "chat": 0.1}
-# Stage 2 opens on easy-VQA's colour questions alone: in the mix (13 % of easy-VQA's questions) colour was never
-# learned, 300 steps included, while shape was by step 60; after 30 colour-only steps it is, and the mix keeps it
-# (docs/quickstart.md, "Colour"). 35 % of the stage (66 steps): colour 86.0 %, shape 71.1 %; 25 % gave 53.5 / 88.9 %.
-STAGE2_FIRST_MIX, STAGE2_FIRST_SHARE = {"vqa-colour": 1.0}, 0.35
-# seconds per question at batch 16 (vision on / off): the evaluation reserve. CPU: measured on the shared 2-core
-# machine; CUDA: about twice what an H100 took in the quickstart (0.023-0.041 s on, 0.015-0.028 s off).
-SECONDS_PER_EVAL = {"cpu": {True: 0.33, False: 0.17}, "cuda": {True: 0.05, False: 0.03}}
-FINAL_RESERVE_S = 35.0  # saving the model, example answers, plots
+STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
+# No colour-only opening any more (sessions 4-6 needed one: colour was never learned in the mix without it): after
+# stage 1's word alignment colour is read from the mix (86-93 %), and the opening cost yes/no its steps
+# (docs/quickstart.md, "Word alignment").
+# seconds per question at batch 16 (vision on / off): the evaluation reserve. CPU: session 7's runs on the quiet
+# 2-core machine took 0.09-0.21 s on and 0.04-0.11 s off, kept with room for a busier machine (0.33 / 0.17 left 2.5
+# minutes of the budget unused); CUDA: about twice what an H100 took (0.023-0.041 s on, 0.015-0.028 s off).
+SECONDS_PER_EVAL = {"cpu": {True: 0.22, False: 0.11}, "cuda": {True: 0.05, False: 0.03}}
+FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the interpreter start before the clock
 
 
 def register(app: typer.Typer) -> None:
@@ -118,7 +121,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     with tqdm(total=plan.world_train + plan.world_test, desc="synthetic worlds", unit="image") as bar:
         train_world, test_world = qdata.render_worlds(out / "data", plan.world_train, plan.world_test, bar.update)
     easy = qdata.easyvqa_examples(plan.easyvqa_train, plan.easyvqa_captions, plan.easyvqa_describe, seed=0,
-                                  turns_per_image=plan.turns_per_image)
+                                  turns_per_image=plan.turns_per_image, balance_yes_no=plan.balance_yes_no)
     world = qdata.world_examples(train_world, out / "data" / "cvbench-train", plan.world_captions,
                                  plan.world_describe, seed=0, turns_per_image=plan.turns_per_image)
     test_bench = out / "data" / "cvbench-test"
@@ -127,11 +130,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                                                {"role": "assistant", "content": r["answer"]}])
             for k, r in enumerate(chat_rows)]
     stage1_data = {"caption": easy["caption"] + world["caption"]}
-    stage2_data = {"vqa": easy["vqa"], "vqa-colour": easy["vqa-colour"], "cvbench": world["cvbench"],
+    stage2_data = {"vqa": easy["vqa"], "cvbench": world["cvbench"],
                    "describe": easy["describe"] + world["describe"], "chat": chat}
     qdata.write_jsonl(stage1_data["caption"], out / "data" / "alignment.jsonl")
-    qdata.write_jsonl([e for k, v in stage2_data.items() if k != "vqa-colour" for e in v],
-                      out / "data" / "instruct.jsonl")  # vqa-colour: a subset of vqa, one question per conversation
+    qdata.write_jsonl([e for v in stage2_data.values() for e in v], out / "data" / "instruct.jsonl")
     counts = {"alignment captions": len(stage1_data["caption"]), **{f"stage 2 {k}": len(v)
                                                                      for k, v in stage2_data.items()}}
     say("      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
@@ -141,35 +143,43 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     reserve = n_eval * (per_question[True] + per_question[False]) + FINAL_RESERVE_S
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
     say(f"[3/6] training for {train_s:.0f} s ({reserve:.0f} s kept for evaluation and the report)")
-    logs = []
-    stages = [
-        StageConfig("stage 1 (alignment)", train_s * plan.stage1_share, {"caption": 1.0}, plan.connector_lr,
-                    max_steps=plan.stage1_steps, bf16=bf16),
-        StageConfig("stage 2 (instruction tuning)", 0.0, STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr,
-                    max_steps=plan.stage2_steps, first_mix=STAGE2_FIRST_MIX, first_share=STAGE2_FIRST_SHARE,
-                    bf16=bf16),
-    ]
     import easy_vqa
 
+    from cambrian.quickstart_lib.align import AlignConfig, align_connector
     from cambrian.quickstart_lib.evaluate import visual_token_spread
 
     test_paths = easy_vqa.get_test_image_paths()  # lists the folder on every call
     probe_images = [test_paths[i] for i in range(8)]
     spread = {"before training": visual_token_spread(model, probe_images)}
-    token_cache: dict = {}
-    for stage, data in zip(stages, (stage1_data, stage2_data), strict=True):
-        if stage.name.startswith("stage 2"):  # whatever stage 1 left of the training time
-            stage.seconds = max(10.0, deadline - time.perf_counter() - reserve)
-        if on_cpu:
-            threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
-            say(f"      {stage.name}: {threads} CPU thread(s)")
-        total = stage.max_steps or int(stage.seconds)
-        with tqdm(total=total, desc=stage.name, unit="step" if stage.max_steps else "s") as bar:
-            def progress(step, loss, kind, elapsed, bar=bar, total=total, stepped=stage.max_steps is not None):
-                bar.n = step if stepped else min(total, int(elapsed))
-                bar.set_postfix(step=step, loss=f"{loss:.3f}", batch=kind, refresh=False)
-                bar.refresh()
-            logs.append(train_stage(model, tokenizer, data, stage, progress=progress, token_cache=token_cache))
+
+    def bar_for(name: str, steps: int | None, seconds: float):
+        total = steps or int(seconds)
+        bar = tqdm(total=total, desc=name, unit="step" if steps else "s")
+
+        def progress(step, loss, kind, elapsed):
+            bar.n = step if steps else min(total, int(elapsed))
+            bar.set_postfix(step=step, loss=f"{loss:.3f}", batch=kind, refresh=False)
+            bar.refresh()
+        return bar, progress
+
+    if on_cpu:
+        threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
+        say(f"      stage 1: {threads} CPU thread(s)")
+    # stage 1: the connector learns to put its tokens on the words the captions name (align.py: why, and the loss)
+    words = [(e.image, e.words) for e in stage1_data["caption"] if e.words]
+    align = AlignConfig(min(plan.stage1_seconds, train_s / 3), max_steps=plan.stage1_steps, lr=plan.connector_lr)
+    bar, progress = bar_for("stage 1 (word alignment)", align.max_steps, align.seconds)
+    with bar:
+        logs = [align_connector(model, tokenizer, words, align, progress=progress)]
+    stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve),
+                         STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
+                         batch_size=plan.batch_size, long_batch_size=plan.long_batch_size)
+    if on_cpu:
+        threads, _ = choose_threads()
+        say(f"      {stage2.name}: {threads} CPU thread(s)")
+    bar, progress = bar_for(stage2.name, stage2.max_steps, stage2.seconds)
+    with bar:
+        logs.append(train_stage(model, tokenizer, stage2_data, stage2, progress=progress))
 
     spread["after training"] = visual_token_spread(model, probe_images)
     say("      visual-token spread across 8 test images (near 0: every image looks the same to the LLM): "
@@ -196,7 +206,6 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
-        "stage2_first_phase": {"mix": STAGE2_FIRST_MIX, "share": STAGE2_FIRST_SHARE},
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (

@@ -198,6 +198,10 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert report["smoke"] and [len(s["steps"]) for s in report["training"]["stages"]] == [2, 3]
+    assert report["training"]["stages"][0]["name"] == "stage 1 (word alignment)"
+    captions = [json.loads(line) for line in (out / "data" / "alignment.jsonl").read_text().splitlines()]
+    assert all(c["words"] for c in captions if c["id"].startswith("easyvqa"))  # what stage 1 aligns the tokens to
+    assert any(c["words"] for c in captions if c["id"].startswith("world"))
     for bench in ("easyvqa", "cvbench"):
         entry = report["evaluation"][bench]
         assert {"vision_on", "vision_off", "random", "n"} <= entry.keys() and entry["n"] > 0

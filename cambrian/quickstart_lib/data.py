@@ -1,10 +1,12 @@
 """The quickstart's data, made from what installs here (DESIGN.md "Offline first"):
 
 - alignment (stage 1): captions written from ground truth, of easy-VQA images (their shape and colour, read back
-  from the dataset's own questions) and of the synthetic world's scenes (`describe_scene`);
-- instruction tuning (stage 2): easy-VQA train questions and CV-Bench-style questions built from a synthetic *train*
-  world, both with the short-answer prompts of Section 5.3; open "describe" questions answered with the captions
-  (so long questions keep long answers); and text-only chat self-distilled from the LLM (self_chat.py).
+  from the dataset's own questions) and of the synthetic world's scenes (`describe_scene`), each with the words it
+  names (`Example.words`: what stage 1 aligns the visual tokens to, align.py);
+- instruction tuning (stage 2): easy-VQA train questions (their yes/no questions redrawn so that the wording does not
+  give the answer, `rebalanced_yes_no`) and CV-Bench-style questions built from a synthetic *train* world, both with
+  the short-answer prompts of Section 5.3; open "describe" questions answered with the captions (so long questions
+  keep long answers); and text-only chat self-distilled from the LLM (self_chat.py).
 
 The test world is rendered from another seed; train and test share no image.
 """
@@ -36,6 +38,7 @@ class Example:
     kind: str  # caption | vqa | vqa-colour | cvbench | describe | chat
     turns: list[dict]
     image: Path | bytes | None = None
+    words: tuple[str, ...] = ()  # captions: the words naming what the image shows (stage 1's word alignment)
 
     def to_llava(self) -> dict:
         roles = {"user": "human", "assistant": "gpt"}
@@ -44,13 +47,15 @@ class Example:
                                                    for t in self.turns], "source": self.kind, "category": self.kind}
         if image:
             record["image"] = image
+        if self.words:
+            record["words"] = list(self.words)
         return record
 
 
-def _qa(example_id: str, kind: str, question: str, answer: str, image) -> Example:
+def _qa(example_id: str, kind: str, question: str, answer: str, image, words: tuple[str, ...] = ()) -> Example:
     user = f"{IMAGE_TOKEN}\n{question}" if image is not None else question
     return Example(example_id, kind, [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                   image)
+                   image, words)
 
 
 def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, object]], max_turns: int,
@@ -76,7 +81,23 @@ def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, obje
 
 # -- easy-VQA --
 
+COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
+SHAPES = ("circle", "rectangle", "triangle")
 _WHAT_IS = re.compile(r"what is the (\w+) shape\?")
+_COLOUR_WORD = re.compile(rf"\b({'|'.join(COLOURS)})\b")
+_SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})\b")
+_NEGATION = re.compile(r"\b(not|no)\b")
+
+
+def rebalanced_yes_no(question: str, colour: str, shape: str, rng: random.Random) -> tuple[str, str]:
+    """An easy-VQA yes/no question with its colour or shape word redrawn so that it names the image's own one half
+    of the time, and its answer recomputed from the facts. easy-VQA's own questions name a wrong word ~85 % of the
+    time, so their wording alone answers them (docs/quickstart.md, "On a GPU"); redrawn, only the image does."""
+    pattern, true, words = ((_COLOUR_WORD, colour, COLOURS) if _COLOUR_WORD.search(question)
+                            else (_SHAPE_WORD, shape, SHAPES))
+    named = true if rng.random() < 0.5 else rng.choice([w for w in words if w != true])
+    question = pattern.sub(named, question, count=1)
+    return question, "yes" if (named == true) != bool(_NEGATION.search(question)) else "no"
 
 
 def is_colour_question(question: str) -> bool:
@@ -85,7 +106,8 @@ def is_colour_question(question: str) -> bool:
 
 
 def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
-    """image id -> {"shape": ..., "color": ...}, read from the questions that state them."""
+    """image id -> {"shape": ..., "color": ...}, read from the questions that state them: the "what" questions, and
+    the yes/no questions whose answer says the named colour or shape is there ("is there a red shape?" "yes")."""
     facts: dict[int, dict[str, str]] = {}
     for q, a, i in zip(questions, answers, image_ids, strict=True):
         f = facts.setdefault(i, {})
@@ -95,6 +117,11 @@ def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
             f["color"] = a
         elif m := _WHAT_IS.match(q):
             f["color"], f["shape"] = m.group(1), a
+        elif a in ("yes", "no") and (a == "yes") != bool(_NEGATION.search(q)):
+            if m := _COLOUR_WORD.search(q):
+                f["color"] = m.group(1)
+            elif m := _SHAPE_WORD.search(q):
+                f["shape"] = m.group(1)
     return facts
 
 
@@ -110,8 +137,8 @@ def easyvqa_caption(color: str, shape: str, rng: random.Random) -> str:
     return f"{first} {second} {third}"
 
 
-def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, turns_per_image: int = 1
-                     ) -> dict[str, list[Example]]:
+def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, turns_per_image: int = 1,
+                     balance_yes_no: bool = False) -> dict[str, list[Example]]:
     import easy_vqa
 
     rng = random.Random(seed)
@@ -125,16 +152,23 @@ def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, tu
     images = sorted(by_image)
     rng.shuffle(images)
     order = [k for i in images for k in by_image[i]][:n_vqa]
-    vqa = packed_by_image("easyvqa", "vqa", [(f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
-                                              Path(paths[image_ids[k]])) for k in order], turns_per_image, rng)
-    # the same colour questions again, one per conversation: the pool of stage 2's first phase (quickstart.py)
+
+    def asked(k: int) -> tuple[str, str]:
+        f = facts.get(image_ids[k], {})
+        if balance_yes_no and answers[k] in ("yes", "no") and {"shape", "color"} <= f.keys():
+            return rebalanced_yes_no(questions[k], f["color"], f["shape"], rng)
+        return questions[k], answers[k]
+
+    vqa = packed_by_image("easyvqa", "vqa", [(f"{q}\n{rng.choice(WORD_PROMPTS)}", a, Path(paths[image_ids[k]]))
+                                             for k in order for q, a in [asked(k)]], turns_per_image, rng)
+    # the same colour questions again, one per conversation (the colour steps of benchmarks/yesno_binding.py)
     colour = [_qa(f"easyvqa-colour-{k}", "vqa-colour", f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
                   Path(paths[image_ids[k]])) for k in order if is_colour_question(questions[k])]
     described = [i for i in sorted(facts) if {"shape", "color"} <= facts[i].keys()]
     rng.shuffle(described)
     captions = [_qa(f"easyvqa-cap-{i}", "caption", rng.choice(DESCRIBE_PROMPTS),
-                    easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]))
-                for i in described[:n_captions]]
+                    easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]),
+                    (facts[i]["color"], facts[i]["shape"])) for i in described[:n_captions]]
     describe = [_qa(f"easyvqa-desc-{i}", "describe", rng.choice(DESCRIBE_PROMPTS),
                     easyvqa_caption(facts[i]["color"], facts[i]["shape"], rng), Path(paths[i]))
                 for i in described[n_captions:n_captions + n_describe]]
@@ -158,6 +192,17 @@ def render_worlds(root: Path, n_train: int, n_test: int, progress=None) -> tuple
     return worlds[0], worlds[1]
 
 
+def scene_words(image, min_visibility: float = 0.25) -> tuple[str, ...]:
+    """The words a scene's caption names: its ground ("sand", "wooden floor"), and the colours and class words of its
+    objects (`describe_scene`'s visibility rule). The ground tells a scene from an easy-VQA shape: without it, a
+    yellow circle's tokens lay on words that scenes' tokens have too, and "Describe this image." called it a scene."""
+    words: set[str] = set(image.scene.ground.split())
+    for obj in image.scene.objects:
+        if image.visibility.get(obj.id, 0.0) >= min_visibility:
+            words.update([obj.spec.color_name, *obj.spec.name.split()])
+    return tuple(sorted(words))
+
+
 def build_bench(world: Path, out: Path):
     """CV-Bench questions (official layout) from a rendered world; built once."""
     from cambrian.cvbench import build_from_world, load_cvbench
@@ -173,8 +218,8 @@ def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: in
     rng = random.Random(seed)
     images = load_world(world)
     rng.shuffle(images)
-    captions = [_qa(f"world-cap-{k}", "caption", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
-                for k, im in enumerate(images[:n_captions])]
+    captions = [_qa(f"world-cap-{k}", "caption", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path,
+                    scene_words(im)) for k, im in enumerate(images[:n_captions])]
     describe = [_qa(f"world-desc-{k}", "describe", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
                 for k, im in enumerate(images[n_captions:n_captions + n_describe])]
     records = build_bench(world, bench_dir)
