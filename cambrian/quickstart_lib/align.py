@@ -12,7 +12,7 @@ colours and classes), with visual tokens v_1..v_T and E[w] the LLM's input embed
          + mean_t (|v_t| / |E[w_t]| - 1)^2               at the scale of the embedding it lies on.
 
 The LLM is not run, and the frozen towers run once per image (their grids are kept), so a step is the SVA alone:
-~0.2 s at batch 32 on two cores against ~4 s for a stage-2 step. The in-LLM aggregation blocks read the LLM's hidden
+~0.2 s at batch 32 on two cores against ~3 s for a stage-2 step. The in-LLM aggregation blocks read the LLM's hidden
 states and are left to stage 2.
 """
 

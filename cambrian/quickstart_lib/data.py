@@ -194,8 +194,9 @@ def render_worlds(root: Path, n_train: int, n_test: int, progress=None) -> tuple
 
 def scene_words(image, min_visibility: float = 0.25) -> tuple[str, ...]:
     """The words a scene's caption names: its ground ("sand", "wooden floor"), and the colours and class words of its
-    objects (`describe_scene`'s visibility rule). The ground tells a scene from an easy-VQA shape: without it, a
-    yellow circle's tokens lay on words that scenes' tokens have too, and "Describe this image." called it a scene."""
+    objects (`describe_scene`'s visibility rule). The ground tells a scene from an easy-VQA shape by more than its
+    colours: in two quickstart runs without it "Describe this image." called a yellow circle a scene, in two with it
+    a yellow circle (docs/quickstart.md, "Word alignment")."""
     words: set[str] = set(image.scene.ground.split())
     for obj in image.scene.objects:
         if image.visibility.get(obj.id, 0.0) >= min_visibility:
