@@ -26,16 +26,14 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import time
 from pathlib import Path
 
 import torch
 
+from cambrian.quickstart_lib.data import COLOUR_WORD as _COLOUR
 from cambrian.quickstart_lib.data import COLOURS, SHAPES
-
-_COLOUR = re.compile(rf"\b({'|'.join(COLOURS)})\b")
-_SHAPE = re.compile(rf"\b({'|'.join(SHAPES)})\b")
+from cambrian.quickstart_lib.data import SHAPE_WORD as _SHAPE
 
 
 def question_forms(questions, answers) -> tuple[list[str], list[str]]:
@@ -72,15 +70,13 @@ class BalancedYesNo:
 
     def example(self, example_id: str, image: Path, colour: str, shape: str):
         from cambrian.data.system_prompts import SINGLE_WORD
-        from cambrian.quickstart_lib.data import _qa
+        from cambrian.quickstart_lib.data import _qa, rebalanced_yes_no
 
         about_colour = self.rng.random() < 0.5
         form = self.rng.choice(self.colour_forms if about_colour else self.shape_forms)
-        true, others = (colour, COLOURS) if about_colour else (shape, SHAPES)
-        named = true if self.rng.random() < 0.5 else self.rng.choice([w for w in others if w != true])
-        negated = " not " in form or " no " in form
-        answer = "yes" if (named == true) != negated else "no"
-        question = f"{form.format(named)}\n{SINGLE_WORD}"
+        # the stage-2 redraw (data.py): the named word is the true one with probability 1/2, the answer from the facts
+        question, answer = rebalanced_yes_no(form.format(colour if about_colour else shape), colour, shape, self.rng)
+        question = f"{question}\n{SINGLE_WORD}"
         if self.tokens == "text":
             statement = f"The image shows a {colour} {shape} on a white background."
             return _qa(example_id, "vqa", f"{statement}\n{question}", answer, None)

@@ -84,8 +84,8 @@ def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, obje
 COLOURS = ("red", "green", "blue", "black", "gray", "teal", "brown", "yellow")
 SHAPES = ("circle", "rectangle", "triangle")
 _WHAT_IS = re.compile(r"what is the (\w+) shape\?")
-_COLOUR_WORD = re.compile(rf"\b({'|'.join(COLOURS)})\b")
-_SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})\b")
+COLOUR_WORD = re.compile(rf"\b({'|'.join(COLOURS)})\b")
+SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})\b")
 _NEGATION = re.compile(r"\b(not|no)\b")
 
 
@@ -93,8 +93,8 @@ def rebalanced_yes_no(question: str, colour: str, shape: str, rng: random.Random
     """An easy-VQA yes/no question with its colour or shape word redrawn so that it names the image's own one half
     of the time, and its answer recomputed from the facts. easy-VQA's own questions name a wrong word ~85 % of the
     time, so their wording alone answers them (docs/quickstart.md, "On a GPU"); redrawn, only the image does."""
-    pattern, true, words = ((_COLOUR_WORD, colour, COLOURS) if _COLOUR_WORD.search(question)
-                            else (_SHAPE_WORD, shape, SHAPES))
+    pattern, true, words = ((COLOUR_WORD, colour, COLOURS) if COLOUR_WORD.search(question)
+                            else (SHAPE_WORD, shape, SHAPES))
     named = true if rng.random() < 0.5 else rng.choice([w for w in words if w != true])
     question = pattern.sub(named, question, count=1)
     return question, "yes" if (named == true) != bool(_NEGATION.search(question)) else "no"
@@ -118,9 +118,9 @@ def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
         elif m := _WHAT_IS.match(q):
             f["color"], f["shape"] = m.group(1), a
         elif a in ("yes", "no") and (a == "yes") != bool(_NEGATION.search(q)):
-            if m := _COLOUR_WORD.search(q):
+            if m := COLOUR_WORD.search(q):
                 f["color"] = m.group(1)
-            elif m := _SHAPE_WORD.search(q):
+            elif m := SHAPE_WORD.search(q):
                 f["shape"] = m.group(1)
     return facts
 
