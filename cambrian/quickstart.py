@@ -32,6 +32,7 @@ class Plan:
     stage1_steps: int | None = None
     stage2_steps: int | None = None
     balance_yes_no: bool = True  # easy-VQA's yes/no questions redrawn to name the image's own word half the time
+    twin_share: float = 0.5  # ... and this share of them asked again with the negation flipped (data.negation_twin)
     turns_per_image: int = 3  # questions packed into one conversation about an image (easy-VQA, CV-Bench)
     connector_lr: float = 1e-3  # stage 1 (word alignment, align.py)
     stage2_connector_lr: float = 1e-4
@@ -121,7 +122,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     with tqdm(total=plan.world_train + plan.world_test, desc="synthetic worlds", unit="image") as bar:
         train_world, test_world = qdata.render_worlds(out / "data", plan.world_train, plan.world_test, bar.update)
     easy = qdata.easyvqa_examples(plan.easyvqa_train, plan.easyvqa_captions, plan.easyvqa_describe, seed=0,
-                                  turns_per_image=plan.turns_per_image, balance_yes_no=plan.balance_yes_no)
+                                  turns_per_image=plan.turns_per_image, balance_yes_no=plan.balance_yes_no,
+                                  twin_share=plan.twin_share)
     world = qdata.world_examples(train_world, out / "data" / "cvbench-train", plan.world_captions,
                                  plan.world_describe, seed=0, turns_per_image=plan.turns_per_image)
     test_bench = out / "data" / "cvbench-test"

@@ -133,3 +133,40 @@ def test_facts_read_from_yes_no_answers_agree_with_the_what_questions():
     merged = qdata.easyvqa_facts(questions, answers, image_ids)
     assert sum({"color", "shape"} <= f.keys() for f in merged.values()) > sum(
         {"color", "shape"} <= f.keys() for f in from_what.values())
+
+
+def test_every_yes_no_form_has_a_negation_twin_with_the_flipped_answer():
+    easy_vqa = pytest.importorskip("easy_vqa")
+    questions, answers, image_ids = easy_vqa.get_train_questions()
+    facts = qdata.easyvqa_facts(questions, answers, image_ids)
+    negation = re.compile(r"\b(not|no)\b")
+    checked = 0
+    for q, a, i in zip(questions, answers, image_ids, strict=True):
+        if a not in ("yes", "no"):
+            assert qdata.negation_twin(q, a) is None
+            continue
+        twin, flipped = qdata.negation_twin(q, a)
+        assert {twin, flipped} != {q, a} and flipped != a
+        assert bool(negation.search(twin)) != bool(negation.search(q)), (q, twin)
+        assert qdata.negation_twin(twin, flipped) == (q, a)  # the twin's twin is the question
+        f = facts.get(i, {})
+        named = (qdata.COLOUR_WORD.search(twin) or qdata.SHAPE_WORD.search(twin)).group(1)
+        if {"color", "shape"} <= f.keys():  # the flipped answer is the image's truth
+            assert flipped == ("yes" if (named in (f["color"], f["shape"])) != bool(negation.search(twin)) else "no")
+            checked += 1
+    assert checked > 10000
+
+
+def test_twins_are_asked_about_the_same_image():
+    pytest.importorskip("easy_vqa")
+    twins = qdata.easyvqa_examples(3000, 0, 0, seed=0, turns_per_image=3, balance_yes_no=True, twin_share=1.0)["vqa"]
+    plain = qdata.easyvqa_examples(3000, 0, 0, seed=0, turns_per_image=3, balance_yes_no=True)["vqa"]
+    per_image: dict[object, set[tuple[str, str]]] = {}
+    for e in twins:
+        for user, reply in zip(e.turns[::2], e.turns[1::2], strict=True):
+            per_image.setdefault(e.image, set()).add((user["content"].removeprefix("<image>\n").split("\n")[0],
+                                                      reply["content"]))
+    assert all(qdata.negation_twin(q, a) in per_image[image] for image, asked in per_image.items()
+               for q, a in asked if a in ("yes", "no"))
+    yes_no = [sum(r["content"] in ("yes", "no") for e in runs for r in e.turns[1::2]) for runs in (twins, plain)]
+    assert yes_no[0] == 2 * yes_no[1] > 1000  # every yes/no question once more, negated

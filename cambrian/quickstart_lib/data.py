@@ -100,6 +100,22 @@ def rebalanced_yes_no(question: str, colour: str, shape: str, rng: random.Random
     return question, "yes" if (named == true) != bool(_NEGATION.search(question)) else "no"
 
 
+# easy-VQA's yes/no forms in pairs (plain, negated): "is there a red shape?" / "is there not a red shape?"
+_NEGATED_FORMS = (("does the image contain ", "does the image not contain "), ("is a ", "is no "),
+                  ("is there a ", "is there not a "))
+
+
+def negation_twin(question: str, answer: str) -> tuple[str, str] | None:
+    """The same yes/no question with its negation flipped and so its answer ("is there a red shape?" "no" ->
+    "is there not a red shape?" "yes"); None for a question of no known form. Asked about the same image, a twin
+    differs from its question by the negation alone: the step that failed in the 73.3 % run (docs/quickstart.md)."""
+    for plain, negated in _NEGATED_FORMS:
+        for this, that in ((plain, negated), (negated, plain)):
+            if question.startswith(this):
+                return that + question[len(this):], {"yes": "no", "no": "yes"}[answer]
+    return None
+
+
 def is_colour_question(question: str) -> bool:
     """"what color is the shape?", "what is the color of the circle?" (not "what is the red shape?")."""
     return question.startswith("what") and " color" in question.split("?")[0]
@@ -138,7 +154,8 @@ def easyvqa_caption(color: str, shape: str, rng: random.Random) -> str:
 
 
 def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, turns_per_image: int = 1,
-                     balance_yes_no: bool = False) -> dict[str, list[Example]]:
+                     balance_yes_no: bool = False, twin_share: float = 0.0) -> dict[str, list[Example]]:
+    """`twin_share`: the share of yes/no questions also asked as their `negation_twin` about the same image."""
     import easy_vqa
 
     rng = random.Random(seed)
@@ -159,8 +176,13 @@ def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, tu
             return rebalanced_yes_no(questions[k], f["color"], f["shape"], rng)
         return questions[k], answers[k]
 
+    def with_twin(k: int) -> list[tuple[str, str]]:
+        q, a = asked(k)
+        twin = negation_twin(q, a) if twin_share > 0 and a in ("yes", "no") and rng.random() < twin_share else None
+        return [(q, a)] + ([twin] if twin else [])
+
     vqa = packed_by_image("easyvqa", "vqa", [(f"{q}\n{rng.choice(WORD_PROMPTS)}", a, Path(paths[image_ids[k]]))
-                                             for k in order for q, a in [asked(k)]], turns_per_image, rng)
+                                             for k in order for q, a in with_twin(k)], turns_per_image, rng)
     # the same colour questions again, one per conversation (the colour steps of benchmarks/yesno_binding.py)
     colour = [_qa(f"easyvqa-colour-{k}", "vqa-colour", f"{questions[k]}\n{rng.choice(WORD_PROMPTS)}", answers[k],
                   Path(paths[image_ids[k]])) for k in order if is_colour_question(questions[k])]
