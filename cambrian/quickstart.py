@@ -164,9 +164,11 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
             bar.refresh()
         return bar, progress
 
-    if on_cpu:
-        threads, _ = choose_threads()  # other jobs come and go on a shared machine: probe again per phase
-        say(f"      stage 1: {threads} CPU thread(s)")
+    def probe_threads(phase: str) -> None:
+        if on_cpu:  # other jobs come and go on a shared machine: probe again per phase
+            say(f"      {phase}: {choose_threads()[0]} CPU thread(s)")
+
+    probe_threads("stage 1")
     # stage 1: the connector learns to put its tokens on the words the captions name (align.py: why, and the loss)
     words = [(e.image, e.words) for e in stage1_data["caption"] if e.words]
     align = AlignConfig(min(plan.stage1_seconds, train_s / 3), max_steps=plan.stage1_steps, lr=plan.connector_lr)
@@ -176,9 +178,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve),
                          STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size)
-    if on_cpu:
-        threads, _ = choose_threads()
-        say(f"      {stage2.name}: {threads} CPU thread(s)")
+    probe_threads(stage2.name)
     bar, progress = bar_for(stage2.name, stage2.max_steps, stage2.seconds)
     with bar:
         logs.append(train_stage(model, tokenizer, stage2_data, stage2, progress=progress))

@@ -152,8 +152,7 @@ def set_trainable(model, stage: StageConfig) -> list[dict]:
     return groups
 
 
-def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None,
-                token_cache: dict | None = None) -> StageLog:
+def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None) -> StageLog:
     """Train until `stage.seconds` have passed (or max_steps); lr: linear warmup, then a cosine over the time."""
     torch.manual_seed(stage.seed)
     groups = set_trainable(model, stage)
@@ -166,7 +165,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     if stage.first_mix and stage.first_share and any(examples.get(k) for k in stage.first_mix):
         first = Batcher(examples, stage.first_mix, sizes, stage.seed)
     first_steps = max(1, round(stage.first_share * stage.max_steps)) if first and stage.max_steps else 0
-    cache = token_cache if token_cache is not None else {}
+    cache: dict = {}  # example id -> (input ids, labels): each conversation is tokenized once
     log = StageLog(stage.name)
     model.train()
     attention = model.language_model.config._attn_implementation
