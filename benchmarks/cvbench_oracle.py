@@ -1,0 +1,208 @@
+"""Could cambrian-nano's LLM learn CV-Bench on this CPU if its visual tokens said what is where? (issue 7)
+
+The quickstart's CV-Bench score equals the vision-off model's (docs/quickstart.md). Stage 1 aligns every visual
+token to the words of what the *image* shows, not to *where*; this probe asks whether the LLM could use position if
+the tokens had it. With `--tokens oracle` the connector's L x L tokens are replaced by the LLM's own input embeddings
+of the words in each cell: the class words of the objects whose box centre lies in the cell, the colour of a drawn
+box ("red", "blue", "green") whose centre lies there, else the ground ("grass"). Several words: the mean of their
+unit embeddings, at the embeddings' mean norm. The in-LLM aggregation is off, so nothing but these tokens carries the
+image. `--tokens vision` is the real model, as a control.
+
+`--answers letter` asks CV-Bench's own questions (options, answered with a letter); `--answers word` asks the same
+questions without the options, answered with the right option's text ("left", "traffic cone", "2"), which takes the
+step from a name to its letter away. Word answers are scored by the first answer token (teacher-forced, greedy), per
+task; their chance is that of the letters (two names or directions to choose from, four counts).
+
+It starts from a finished quickstart run (`--run`, the folder `cambrian quickstart --out` wrote: its model, its
+CV-Bench train questions and its test world), trains as stage 2 does (connector + LLM, AdamW, batch 8, warmup and
+cosine, bf16 autocast where the CPU has AMX) on the CV-Bench train questions alone, and scores the test world's
+CV-Bench with the evaluation harness (official score) after each of `--phases` phases of `--seconds` each (each
+phase a fresh optimizer, warmup and cosine).
+
+    .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle] [--seconds 200] \\
+        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--threads 2] [--out /tmp/cvbench-oracle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+BOX_COLOURS = ("red", "blue", "green")  # the order CV-Bench's drawn boxes come in (cambrian/cvbench/build.py)
+
+
+def cell_of(box, size: tuple[int, int], side: int) -> tuple[int, int]:
+    """(row, column) of the box's centre on a side x side grid over an image of size (width, height)."""
+    x0, y0, x1, y1 = box
+    width, height = size
+    return min(side - 1, int((y0 + y1) / 2 / height * side)), min(side - 1, int((x0 + x1) / 2 / width * side))
+
+
+def cell_words(objects: list[tuple[str, list[float]]], drawn: list[list[float]], ground: str,
+               size: tuple[int, int], side: int) -> list[list[tuple[str, ...]]]:
+    """The words of each cell: objects' class words and drawn boxes' colours by box centre; the ground elsewhere."""
+    cells: list[list[set[str]]] = [[set() for _ in range(side)] for _ in range(side)]
+    for name, box in objects:
+        row, col = cell_of(box, size, side)
+        cells[row][col].update(name.split())
+    for colour, box in zip(BOX_COLOURS, drawn, strict=False):
+        row, col = cell_of(box, size, side)
+        cells[row][col].add(colour)
+    return [[tuple(sorted(c)) or tuple(ground.split()) for c in row] for row in cells]
+
+
+def image_key(image) -> str:
+    return hashlib.md5(image.convert("RGB").tobytes()).hexdigest()
+
+
+def bench_cells(bench_dir: Path, world_dir: Path, side: int, min_visibility: float = 0.25) -> dict[str, list]:
+    """image key -> cell words, for every question image of a CV-Bench built from a rendered world."""
+    from cambrian.cvbench import load_cvbench, load_world
+
+    annotations = json.loads((world_dir / "annotations" / "omni3d.json").read_text())
+    file_of = {im["id"]: Path(im["file_path"]).name for im in annotations["images"]}
+    objects: dict[str, list] = {}
+    for a in annotations["annotations"]:
+        if a["visibility"] >= min_visibility:
+            objects.setdefault(file_of[a["image_id"]], []).append((a["category_name"], a["bbox2D_tight"]))
+    grounds = {w.path.name: w.scene.ground for w in load_world(world_dir)}
+    cells = {}
+    for record in load_cvbench(bench_dir):
+        image = record.image()
+        cells[image_key(image)] = cell_words(objects.get(record.source_filename, []), record.bbox or [],
+                                             grounds[record.source_filename], image.size, side)
+    return cells
+
+
+def use_oracle_tokens(model, tokenizer, cells: dict[str, list]) -> None:
+    """The connector's output becomes the embeddings of each cell's words for the images `image_inputs` is given."""
+    from cambrian.quickstart_lib.align import word_token_ids
+
+    embeddings = model.language_model.get_input_embeddings().weight.detach()
+    scale = embeddings.norm(dim=-1).mean()
+
+    def token(words: tuple[str, ...]) -> torch.Tensor:
+        unit = F.normalize(embeddings[word_token_ids(tokenizer, list(words))].float(), dim=-1).mean(0)
+        return F.normalize(unit, dim=0) * scale
+
+    grids = {key: torch.stack([torch.stack([token(w) for w in row]) for row in rows]) for key, rows in cells.items()}
+    current: list[torch.Tensor] = []
+    image_inputs = model.image_inputs
+
+    def remembering_inputs(images):
+        current[:] = [grids[image_key(im)] for im in images]
+        return image_inputs(images)
+
+    model.image_inputs = remembering_inputs
+    model.connector.forward = lambda vision: torch.stack(current).to(model.device)
+    model.in_llm_layers = []  # no in-LLM aggregation: the tokens alone carry the image
+
+
+def word_items(bench_dir: Path) -> list[tuple[str, str, object, str]]:
+    """(question without its options, the right option's text, image, task) for every question of a bench."""
+    from cambrian.cvbench import load_cvbench
+    from cambrian.data.system_prompts import SINGLE_WORD
+
+    return [(f"{r.question}\n{SINGLE_WORD}", str(r.choices["ABCDEF".index(r.answer_letter)]),
+             r.image_bytes or (r.root or bench_dir) / r.filename, r.task) for r in load_cvbench(bench_dir)]
+
+
+def word_questions(bench_dir: Path, turns_per_image: int = 3) -> list:
+    """Training conversations of word questions, packed by image as the quickstart packs CV-Bench's."""
+    import random
+
+    from cambrian.quickstart_lib.data import packed_by_image
+
+    items = [(q, a, image) for q, a, image, _ in word_items(bench_dir)]
+    return packed_by_image("cvbench-words", "cvbench", items, turns_per_image, random.Random(0))
+
+
+@torch.no_grad()
+def first_token_accuracy(model, tokenizer, bench_dir: Path) -> dict:
+    """Per task and overall (mean of tasks): share of word questions whose first answer token is right."""
+    from cambrian.constants import IGNORE_INDEX
+    from cambrian.quickstart_lib.data import _qa
+    from cambrian.quickstart_lib.train import collate, supervised_logits
+
+    items = word_items(bench_dir)
+    right: dict[str, list[bool]] = {}
+    for start in range(0, len(items), 32):
+        chunk = items[start:start + 32]
+        examples = [_qa(f"word-{start + k}", "cvbench", q, a, image) for k, (q, a, image, _) in enumerate(chunk)]
+        logits, targets = supervised_logits(model, collate(model, tokenizer, examples, {}))
+        first = (targets != IGNORE_INDEX).float().argmax(dim=1)
+        rows = torch.arange(len(chunk))
+        hits = (logits[rows, first].argmax(-1) == targets[rows, first]).tolist()
+        for (*_, task), hit in zip(chunk, hits, strict=True):
+            right.setdefault(task, []).append(hit)
+    per_task = {task: round(100 * sum(h) / len(h), 1) for task, h in sorted(right.items())}
+    return {"score": round(sum(per_task.values()) / len(per_task), 1), "per_task": per_task}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
+    parser.add_argument("--tokens", choices=("oracle", "vision"), default="oracle")
+    parser.add_argument("--answers", choices=("letter", "word"), default="letter")
+    parser.add_argument("--seconds", type=float, default=200.0, help="training time per phase")
+    parser.add_argument("--phases", type=int, default=3)
+    parser.add_argument("--llm-lr", type=float, default=1e-4)
+    parser.add_argument("--connector-lr", type=float, default=1e-4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    from cambrian.eval.runner import EvalConfig, run_eval
+    from cambrian.models.builder import load_model
+    from cambrian.quickstart_lib import data as qdata
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast
+    from cambrian.quickstart_lib.train import StageConfig, train_stage
+
+    data = args.run / "data"
+    train_world, test_world = next(data.glob("world-train-*")), next(data.glob("world-test-*"))
+    train_bench, test_bench = data / "cvbench-train", data / "cvbench-test"
+    model, tokenizer = load_model(args.run / "model")
+    if args.tokens == "oracle":
+        cells = {**bench_cells(train_bench, train_world, model.query_side),
+                 **bench_cells(test_bench, test_world, model.query_side)}
+        use_oracle_tokens(model, tokenizer, cells)
+    if args.answers == "word":
+        questions = word_questions(train_bench)
+    else:
+        questions = qdata.world_examples(train_world, train_bench, 0, 0, seed=0, turns_per_image=3)["cvbench"]
+
+    def score(tag: str) -> dict:
+        if args.answers == "word":
+            return first_token_accuracy(model, tokenizer, test_bench)
+        config = EvalConfig(model=str(args.run / "model"), benches=[f"cvbench:{test_bench}"], out=args.out / tag,
+                            batch_size=16, vision=True)
+        result = run_eval(config, model=model, tokenizer=tokenizer, log=lambda *a: None).results[0]
+        return {"score": round(result.score, 1),
+                "per_task": {k: round(v, 1) for k, v in result.metrics.get("per_task", {}).items()}}
+
+    rows, start, steps = [], time.perf_counter(), 0
+    for phase in range(args.phases):
+        stage = StageConfig(f"phase {phase + 1}", args.seconds, {"cvbench": 1.0}, args.connector_lr, args.llm_lr,
+                            batch_size=8, bf16=bf16_matmul_is_fast(), seed=phase)
+        log = train_stage(model, tokenizer, {"cvbench": questions}, stage)
+        steps += len(log.steps)
+        rows.append({"phase": phase + 1, "steps": steps, "conversations_seen": steps * 8,
+                     "loss_first_last": [round(sum(log.loss[:10]) / 10, 3), round(sum(log.loss[-10:]) / 10, 3)],
+                     **score(f"phase{phase + 1}"), "wall_s": round(time.perf_counter() - start)})
+        print(json.dumps(rows[-1]), flush=True)
+    summary = {"tokens": args.tokens, "answers": args.answers, "llm_lr": args.llm_lr,
+               "train_conversations": len(questions), "phases": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cvbench_oracle.json").write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

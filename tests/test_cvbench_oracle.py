@@ -1,0 +1,53 @@
+"""The CV-Bench oracle probe (benchmarks/cvbench_oracle.py): each cell's words come from what lies in it, and the
+LLM receives those words' embeddings in place of each image's own tokens, image by image."""
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cvbench_oracle.py"
+_spec = importlib.util.spec_from_file_location("cvbench_oracle", _PATH)
+probe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(probe)
+
+
+def test_cell_words_place_objects_and_drawn_boxes_by_their_centres():
+    objects = [("traffic cone", [10, 10, 30, 50]), ("sofa", [200, 20, 250, 60]), ("ball", [210, 40, 230, 50])]
+    drawn = [[10, 10, 30, 50], [100, 200, 140, 250]]  # red around the cone, blue in the lower middle
+    cells = probe.cell_words(objects, drawn, "wooden floor", (256, 256), 4)
+    assert cells[0][0] == ("cone", "red", "traffic")
+    assert cells[0][3] == ("ball", "sofa")  # two objects in one cell: both
+    assert cells[3][1] == ("blue",)  # a drawn box with no object centre in its cell still names its colour
+    assert cells[2][2] == ("wooden", "floor")  # nothing there: the ground
+    assert sum(c == ("wooden", "floor") for row in cells for c in row) == 13
+
+
+def test_cell_of_keeps_edge_boxes_on_the_grid():
+    assert probe.cell_of([250, 250, 256, 256], (256, 256), 4) == (3, 3)
+    assert probe.cell_of([0, 0, 4, 4], (128, 64), 4) == (0, 0)
+    assert probe.cell_of([60, 0, 68, 64], (128, 64), 4) == (2, 2)  # (x, y) centre (64, 32) of a 128 x 64 image
+
+
+def test_oracle_tokens_follow_the_images_in_the_order_given(tiny):
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)  # the probe patches the model it is given
+    side = model.query_side
+    red, blue = Image.new("RGB", (64, 64), (255, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 255))
+    grass = [[("grass",)] * side for _ in range(side)]
+    cells = {probe.image_key(red): [[("red",)] + [("grass",)] * (side - 1)] + grass[1:], probe.image_key(blue): grass}
+    probe.use_oracle_tokens(model, tokenizer, cells)
+    embeddings = model.language_model.get_input_embeddings().weight
+    word = {w: embeddings[tokenizer(" " + w, add_special_tokens=False).input_ids[0]] for w in ("red", "grass")}
+
+    encoded = model.encode_images(**model.image_inputs([blue, red]))
+    blue_tokens, red_tokens = encoded.tokens  # each: L rows of L cells (+ a newline token per row, if any)
+    assert F.cosine_similarity(red_tokens[0], word["red"], dim=0) > 0.999
+    assert F.cosine_similarity(red_tokens[1], word["grass"], dim=0) > 0.999
+    assert F.cosine_similarity(blue_tokens[0], word["grass"], dim=0) > 0.999
+    assert torch.allclose(red_tokens[0].norm(), embeddings.norm(dim=-1).mean(), rtol=1e-4)
+    assert encoded.vision is not None and model._in_llm_aggregation(torch.zeros(1, 1, dtype=torch.long),
+                                                                     encoded) is None
