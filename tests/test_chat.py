@@ -37,7 +37,7 @@ def test_chat_command_two_turns_about_an_image(tiny, image, tmp_path):
     import typer
 
     from cambrian.models.builder import save_model
-    from cambrian.serve.cli import register
+    from cambrian.serve.cli import EARLIER_TURNS_NOTE, register
 
     model, tokenizer = tiny
     folder = tmp_path / "model"
@@ -46,10 +46,13 @@ def test_chat_command_two_turns_about_an_image(tiny, image, tmp_path):
     register(app)
     app.command(name="noop")(lambda: None)  # a second command keeps `chat` a named subcommand
     result = CliRunner().invoke(app, ["chat", "--model", str(folder), "--max-new-tokens", "3"],
-                                input=f"hi\n/image {image}\nwhat is it?\nmore?\n/image /nope.png\n/quit\n")
+                                input=f"/image {image}\nwhat is it?\nhi\n/image {image}\nand this?\nmore?\n"
+                                      "/image /nope.png\n/quit\n")
     assert result.exit_code == 0, result.output
-    assert result.output.count("cambrian> ") == 3
+    assert result.output.count("cambrian> ") == 4
     assert f"(image {image} attached" in result.output and "no image file at /nope.png" in result.output
+    # an image attached after earlier turns says how to ask about it alone; the first one has nothing to say
+    assert result.output.count(EARLIER_TURNS_NOTE) == 1
 
 
 def test_chat_without_a_model_folder_says_what_to_do(tmp_path):
