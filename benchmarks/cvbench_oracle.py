@@ -10,8 +10,9 @@ image. `--tokens vision` is the real model, as a control.
 
 `--answers letter` asks CV-Bench's own questions (options, answered with a letter); `--answers word` asks the same
 questions without the options, answered with the right option's text ("left", "traffic cone", "2"), which takes the
-step from a name to its letter away. Word answers are scored by the first answer token (teacher-forced, greedy), per
-task; their chance is that of the letters (two names or directions to choose from, four counts).
+step from a name to its letter away. Word answers are scored by the first answer token (teacher-forced, argmax), per
+task. A uniform guess scores as with letters (two names or directions, four counts), but counts are not uniform:
+most are "1", so always answering "1" beats 25 %.
 
 It starts from a finished quickstart run (`--run`, the folder `cambrian quickstart --out` wrote: its model, its
 CV-Bench train questions and its test world), trains as stage 2 does (connector + LLM, AdamW, batch 8, warmup and
