@@ -198,6 +198,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         assert (out / name).stat().st_size > 0, name
     report = json.loads((out / "report.json").read_text())
     assert report["smoke"] and [len(s["steps"]) for s in report["training"]["stages"]] == [2, 3]
+    assert report["notes"] == []  # smoke's 3 steps are by design, not a slow machine
     assert report["training"]["stages"][0]["name"] == "stage 1 (word alignment)"
     captions = [json.loads(line) for line in (out / "data" / "alignment.jsonl").read_text().splitlines()]
     assert all(c["words"] for c in captions if c["id"].startswith("easyvqa"))  # what stage 1 aligns the tokens to
@@ -209,3 +210,27 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     for bench in ("easyvqa", "cvbench"):  # one folder each: neither benchmark's results overwrite the other's
         results = json.loads((out / "eval" / bench / "results.json").read_text())
         assert list(results["results"]) == [bench] and (out / "eval" / bench / "results.novision.json").exists()
+
+
+def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
+    from cambrian.quickstart import STAGE2_STEPS_MEASURED, training_notes
+    from cambrian.quickstart_lib.report import markdown
+    from cambrian.quickstart_lib.train import StageLog
+
+    def stage(steps: int, seconds: float) -> StageLog:
+        return StageLog("stage 2", steps=list(range(1, steps + 1)),
+                        seconds=[seconds * k / steps for k in range(1, steps + 1)])
+
+    slow = training_notes(stage(135, 519.0), 900.0, smoke=False)  # /tmp/qs_u: 3.84 s per step
+    # 41 more steps at 3.84 s: 900 + 157 s -> 18 minutes
+    assert len(slow) == 1 and "135 steps (3.8 s each)" in slow[0] and "--budget-minutes 18" in slow[0]
+    assert str(STAGE2_STEPS_MEASURED) in slow[0]
+    assert training_notes(stage(176, 522.0), 900.0, smoke=False) == []
+    assert training_notes(stage(3, 9.0), 900.0, smoke=True) == []
+    assert training_notes(stage(0, 0.0), 900.0, smoke=False) == []
+
+    report = {"wall_seconds": 846.0, "budget_seconds": 900.0, "cpu_threads": 2, "training_compute": "fp32",
+              "smoke": False, "model": {"summary": "cambrian-nano", "path": "runs/quickstart/model"},
+              "data": {"counts": {}}, "training": {"stages": []}, "evaluation": {}, "examples": [], "targets": {},
+              "chat_command": "cambrian chat", "notes": slow}
+    assert f"- {slow[0]}" in markdown(report).split("## Evaluation")[0]  # with the training table

@@ -87,7 +87,7 @@ def markdown(report: dict) -> str:
     lines += ["", "## Training", "",
               "| stage | steps | batches per kind (in order of first use) | samples | seconds | first loss | "
               "last loss (mean of 5) |", "|---|---|---|---|---|---|---|"]
-    notes = []
+    notes = [f"- {note}" for note in report.get("notes", [])]  # run-level (quickstart.training_notes)
     for s in report["training"]["stages"]:
         finite = [x for x in s["loss"] if math.isfinite(x)]
         last = sum(finite[-5:]) / max(1, len(finite[-5:]))
