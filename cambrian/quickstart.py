@@ -57,8 +57,8 @@ STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
 # minutes of the budget unused); CUDA: about twice what an H100 took (0.023-0.041 s on, 0.015-0.028 s off).
 SECONDS_PER_EVAL = {"cpu": {True: 0.22, False: 0.11}, "cuda": {True: 0.05, False: 0.03}}
 FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the interpreter start before the clock
-# stage-2 steps and easy-VQA in the seven CPU runs of this recipe (docs/quickstart.md, sessions 8-9): 135, 136, 145
-# steps gave 77.0, 83.7, 89.0 % (yes/no 68-85 %); 176-195 steps gave 89.7-98.3 %, 90 % in three of four
+# stage-2 steps and easy-VQA in the eight CPU runs of this recipe (docs/quickstart.md, sessions 8-9): 134, 135, 136,
+# 145 steps gave 86.3, 77.0, 83.7, 89.0 % (yes/no 68-85 %); 176-195 steps gave 89.7-98.3 %, 90 % in three of four
 FEW_STAGE2_STEPS = 150
 STAGE2_STEPS_MEASURED = 176  # the fewest steps of a run that reached 90 %
 
