@@ -38,6 +38,7 @@ class Plan:
     connector_lr: float = 1e-3  # stage 1 (word alignment, align.py)
     stage2_connector_lr: float = 1e-4
     llm_lr: float = 1e-4
+    train_embedding: bool = False  # stage 2 keeps SmolLM2's word embeddings (= LM head) as stage 1 aligned to them
     batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
     long_batch_size: int = 4
 
@@ -182,7 +183,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         logs = [align_connector(model, tokenizer, words, align, progress=progress)]
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve),
                          STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
-                         batch_size=plan.batch_size, long_batch_size=plan.long_batch_size)
+                         batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
+                         train_embedding=plan.train_embedding)
     probe_threads(stage2.name)
     bar, progress = bar_for(stage2.name, stage2.max_steps, stage2.seconds)
     with bar:

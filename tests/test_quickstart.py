@@ -62,6 +62,21 @@ def test_stage_one_trains_the_connector_only_and_stage_two_the_llm(tiny_short):
     model.requires_grad_(False)
 
 
+def test_stage_two_can_keep_the_word_embeddings_that_stage_one_aligned_to(tiny_short):
+    model, tokenizer = tiny_short
+    llm = model.language_model
+    embedding = llm.get_input_embeddings().weight
+    others = {n: p.detach().clone() for n, p in llm.named_parameters() if p is not embedding}
+    before = embedding.detach().clone()
+    stage = StageConfig("s2", 0, {"vqa": 1}, 1e-3, llm_lr=1e-2, batch_size=3, max_steps=2, train_embedding=False)
+    train_stage(model, tokenizer, {"vqa": _examples()}, stage)
+    assert torch.equal(embedding, before)
+    assert any(not torch.equal(p, others[n]) for n, p in llm.named_parameters() if n in others)
+    groups = set_trainable(model, stage)
+    assert all(p is not embedding for g in groups for p in g["params"])
+    model.requires_grad_(False)
+
+
 def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
     model, tokenizer = tiny_short
     before = model.connector.projector.state_dict() if hasattr(model.connector, "projector") else None

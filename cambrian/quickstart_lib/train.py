@@ -30,6 +30,9 @@ class StageConfig:
     mix: dict[str, float]  # example kind -> share of batches
     connector_lr: float
     llm_lr: float = 0.0  # 0: LLM frozen (stage 1)
+    # the LLM's token embedding (tied to its LM head in SmolLM2) trains with the LLM; False keeps the word
+    # embeddings that stage 1 aligned the visual tokens to where they were
+    train_embedding: bool = True
     batch_size: int = 16
     long_batch_size: int = 8  # captions, descriptions and chat are ~4x longer than short answers
     max_steps: int | None = None
@@ -149,7 +152,10 @@ def set_trainable(model, stage: StageConfig) -> list[dict]:
     groups = [{"params": connector, "lr": stage.connector_lr}]
     if stage.llm_lr > 0:
         model.language_model.requires_grad_(True)
-        groups.append({"params": list(model.language_model.parameters()), "lr": stage.llm_lr})
+        if not stage.train_embedding:
+            model.language_model.get_input_embeddings().requires_grad_(False)
+        groups.append({"params": [p for p in model.language_model.parameters() if p.requires_grad],
+                       "lr": stage.llm_lr})
     return groups
 
 

@@ -1,0 +1,87 @@
+"""The quickstart's stage-2 step with each AdamW implementation, and with the LLM's embedding frozen or trained.
+
+Every variant trains the quickstart's model (cambrian-nano: connector + SmolLM2, towers frozen) on the same easy-VQA
+batches as stage 2 does (`quickstart_lib.train`: 8 conversations of up to three questions, left-padded, logits for
+the supervised tail only, bf16 autocast where the CPU has AMX). Variants take turns on each batch in one process, so
+a busy machine slows them alike; each keeps its own optimizer state. Phases are timed separately: forward (towers
+included), backward, optimizer step.
+
+    .venv/bin/python benchmarks/optimizer_step.py [--steps 10] [--threads 2] [--variants foreach fused ...]
+
+Variants: `foreach` (torch's default AdamW), `fused` (what the quickstart uses), and either with `+frozen-embedding`
+(SmolLM2 ties its input embedding and LM head: 28.3M of its 134.5M parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+VARIANTS = ("foreach", "fused", "foreach+frozen-embedding", "fused+frozen-embedding")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=10, help="timed batches per variant (after one warm-up)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--variants", nargs="+", default=["foreach", "fused"], choices=VARIANTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    from cambrian.quickstart_lib import data as qdata
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast
+    from cambrian.quickstart_lib.model import build_quickstart_model, use_short_template
+    from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, set_trainable
+
+    model, tokenizer = build_quickstart_model()
+    use_short_template(tokenizer)
+    bf16 = bf16_matmul_is_fast()
+    batch_size = 8
+    vqa = qdata.easyvqa_examples(batch_size * (args.steps + 1) * 3, 0, 0, seed=0, turns_per_image=3)["vqa"]
+    groups = set_trainable(model, StageConfig("stage 2", 0, {"vqa": 1.0}, connector_lr=1e-4, llm_lr=1e-4))
+    embedding = model.language_model.get_input_embeddings().weight
+
+    def optimizer(variant: str) -> torch.optim.Optimizer:
+        frozen = variant.endswith("+frozen-embedding")
+        variant_groups = [{**g, "params": [p for p in g["params"] if not (frozen and p is embedding)]} for g in groups]
+        return torch.optim.AdamW(variant_groups, weight_decay=0.0, betas=(0.9, 0.98),
+                                 fused=variant.startswith("fused"))
+
+    optimizers = {v: optimizer(v) for v in args.variants}
+    model.train()
+    if bf16:
+        model.language_model.set_attn_implementation("eager")  # as train_stage does under CPU autocast
+    cache: dict = {}
+    times: dict[str, list[tuple[float, float, float]]] = {v: [] for v in args.variants}
+    for step in range(args.steps + 1):
+        batch = collate(model, tokenizer, vqa[step * batch_size:(step + 1) * batch_size], cache)
+        for variant, opt in optimizers.items():
+            embedding.requires_grad_(not variant.endswith("+frozen-embedding"))
+            t0 = time.perf_counter()
+            loss = batch_loss(model, batch, bf16)
+            t1 = time.perf_counter()
+            loss.backward()
+            t2 = time.perf_counter()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            t3 = time.perf_counter()
+            if step:  # the first batch warms up allocators and optimizer state
+                times[variant].append((t1 - t0, t2 - t1, t3 - t2))
+
+    print(f"threads {args.threads}, bf16 autocast {bf16}, batch {batch_size} conversations, {args.steps} steps each "
+          f"(medians, seconds)")
+    print(f"{'variant':26s} {'forward':>8s} {'backward':>8s} {'optimizer':>9s} {'step':>7s} {'step ratio':>10s}")
+    base = None
+    for variant, rows in times.items():
+        forward, backward, opt_step = (statistics.median(column) for column in zip(*rows, strict=True))
+        whole = statistics.median(sum(r) for r in rows)
+        base = base or whole
+        print(f"{variant:26s} {forward:8.3f} {backward:8.3f} {opt_step:9.3f} {whole:7.3f} {whole / base:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
