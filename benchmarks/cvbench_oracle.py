@@ -16,12 +16,13 @@ most are "1", so always answering "1" beats 25 %.
 
 It starts from a finished quickstart run (`--run`, the folder `cambrian quickstart --out` wrote: its model, its
 CV-Bench train questions and its test world), trains as stage 2 does (connector + LLM, AdamW, batch 8, warmup and
-cosine, bf16 autocast where the CPU has AMX) on the CV-Bench train questions alone, and scores the test world's
+cosine, bf16 autocast where the CPU has AMX; the word embedding frozen unless `--train-embedding`) on the CV-Bench
+train questions alone, and scores the test world's
 CV-Bench with the evaluation harness (official score) after each of `--phases` phases of `--seconds` each (each
 phase a fresh optimizer, warmup and cosine).
 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle] [--seconds 200] \\
-        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--threads 2] [--out /tmp/cvbench-oracle]
+        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ def main() -> None:
     parser.add_argument("--phases", type=int, default=3)
     parser.add_argument("--llm-lr", type=float, default=1e-4)
     parser.add_argument("--connector-lr", type=float, default=1e-4)
+    parser.add_argument("--train-embedding", action="store_true",
+                        help="train the LLM's word embedding too (the quickstart's stage 2 keeps it frozen)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
     args = parser.parse_args()
@@ -192,7 +195,8 @@ def main() -> None:
     rows, start, steps = [], time.perf_counter(), 0
     for phase in range(args.phases):
         stage = StageConfig(f"phase {phase + 1}", args.seconds, {"cvbench": 1.0}, args.connector_lr, args.llm_lr,
-                            batch_size=8, bf16=bf16_matmul_is_fast(), seed=phase)
+                            batch_size=8, bf16=bf16_matmul_is_fast(), seed=phase,
+                            train_embedding=args.train_embedding)
         log = train_stage(model, tokenizer, {"cvbench": questions}, stage)
         steps += len(log.steps)
         rows.append({"phase": phase + 1, "steps": steps, "conversations_seen": steps * 8,
@@ -200,6 +204,7 @@ def main() -> None:
                      **score(f"phase{phase + 1}"), "wall_s": round(time.perf_counter() - start)})
         print(json.dumps(rows[-1]), flush=True)
     summary = {"tokens": args.tokens, "answers": args.answers, "llm_lr": args.llm_lr,
+               "train_embedding": args.train_embedding,
                "train_conversations": len(questions), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cvbench_oracle.json").write_text(json.dumps(summary, indent=1))
