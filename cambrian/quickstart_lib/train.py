@@ -30,9 +30,7 @@ class StageConfig:
     mix: dict[str, float]  # example kind -> share of batches
     connector_lr: float
     llm_lr: float = 0.0  # 0: LLM frozen (stage 1)
-    # the LLM's token embedding (tied to its LM head in SmolLM2) trains with the LLM; False keeps the word
-    # embeddings that stage 1 aligned the visual tokens to where they were
-    train_embedding: bool = True
+    train_embedding: bool = True  # False: the LLM trains without its input embedding (and the LM head, when tied)
     batch_size: int = 16
     long_batch_size: int = 8  # captions, descriptions and chat are ~4x longer than short answers
     max_steps: int | None = None
