@@ -39,7 +39,7 @@ class Plan:
     stage2_connector_lr: float = 1e-4
     llm_lr: float = 1e-4
     # stage 2 leaves SmolLM2's word embedding (tied to its LM head: 28.3M parameters) frozen: with fused AdamW a step
-    # costs 0.81 of one that trains it (benchmarks/optimizer_step.py); trained, it moved 0.7 % in a run anyway
+    # costs 0.81 of one that trains it (benchmarks/optimizer_step.py); trained, it moved 0.7 % per row in a run anyway
     train_embedding: bool = False
     batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
     long_batch_size: int = 4

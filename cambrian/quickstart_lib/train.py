@@ -164,7 +164,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
     for g in groups:
         g["base_lr"] = g["lr"]
     # fused: one kernel over all tensors instead of a loop of small ops; measured on this 2-core machine for the
-    # connector + LLM: 0.51 s -> 0.12 s per step, a tenth of a stage-2 step (benchmarks/README.md, "Optimizer step")
+    # connector + LLM: 0.48 s -> 0.11 s per step, an eighth of a stage-2 step (benchmarks/README.md, "Optimizer step")
     optimizer = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.98),
                                   fused=model.device.type in FUSED_ADAMW_DEVICES)
     sizes = {k: stage.long_batch_size if k in LONG_KINDS else stage.batch_size for k in examples}
