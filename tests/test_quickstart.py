@@ -62,7 +62,7 @@ def test_stage_one_trains_the_connector_only_and_stage_two_the_llm(tiny_short):
     model.requires_grad_(False)
 
 
-def test_stage_two_can_keep_the_word_embeddings_that_stage_one_aligned_to(tiny_short):
+def test_stage_two_can_leave_the_word_embedding_frozen(tiny_short):
     model, tokenizer = tiny_short
     llm = model.language_model
     embedding = llm.get_input_embeddings().weight
