@@ -17,9 +17,8 @@ most are "1", so always answering "1" beats 25 %.
 It starts from a finished quickstart run (`--run`, the folder `cambrian quickstart --out` wrote: its model, its
 CV-Bench train questions and its test world), trains as stage 2 does (connector + LLM, AdamW, batch 8, warmup and
 cosine, bf16 autocast where the CPU has AMX; the word embedding frozen unless `--train-embedding`) on the CV-Bench
-train questions alone, and scores the test world's
-CV-Bench with the evaluation harness (official score) after each of `--phases` phases of `--seconds` each (each
-phase a fresh optimizer, warmup and cosine).
+train questions alone, and scores the test world's CV-Bench with the evaluation harness (official score) after each
+of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine).
 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle] [--seconds 200] \\
         [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]

@@ -42,13 +42,13 @@ def main() -> None:
     bf16 = bf16_matmul_is_fast()
     batch_size = 8
     vqa = qdata.easyvqa_examples(batch_size * (args.steps + 1) * 3, 0, 0, seed=0, turns_per_image=3)["vqa"]
-    groups = set_trainable(model, StageConfig("stage 2", 0, {"vqa": 1.0}, connector_lr=1e-4, llm_lr=1e-4))
     embedding = model.language_model.get_input_embeddings().weight
 
     def optimizer(variant: str) -> torch.optim.Optimizer:
-        frozen = variant.endswith("+frozen-embedding")
-        variant_groups = [{**g, "params": [p for p in g["params"] if not (frozen and p is embedding)]} for g in groups]
-        return torch.optim.AdamW(variant_groups, weight_decay=0.0, betas=(0.9, 0.98),
+        """Stage 2's parameter groups, as the trainer builds them for this variant."""
+        stage = StageConfig("stage 2", 0, {"vqa": 1.0}, connector_lr=1e-4, llm_lr=1e-4,
+                            train_embedding=not variant.endswith("+frozen-embedding"))
+        return torch.optim.AdamW(set_trainable(model, stage), weight_decay=0.0, betas=(0.9, 0.98),
                                  fused=variant.startswith("fused"))
 
     optimizers = {v: optimizer(v) for v in args.variants}
