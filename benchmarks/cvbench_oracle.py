@@ -6,7 +6,9 @@ the tokens had it. With `--tokens oracle` the connector's L x L tokens are repla
 of the words in each cell: the class words of the objects whose box centre lies in the cell, the colour of a drawn
 box ("red", "blue", "green") whose centre lies there, else the ground ("grass"). Several words: the mean of their
 unit embeddings, at the embeddings' mean norm. The in-LLM aggregation is off, so nothing but these tokens carries the
-image. `--tokens vision` is the real model, as a control.
+image. `--tokens answer` puts the words of the question's right option in every cell ("sofa", "left", "2"): the
+image then says the answer, and what is left to learn is to find that word among the options and answer its letter.
+`--tokens vision` is the real model, as a control.
 
 `--answers letter` asks CV-Bench's own questions (options, answered with a letter); `--answers word` asks the same
 questions without the options, answered with the right option's text ("left", "traffic cone", "2"), which takes the
@@ -81,6 +83,20 @@ def bench_cells(bench_dir: Path, world_dir: Path, side: int, min_visibility: flo
     return cells
 
 
+def answer_cells(bench_dir: Path, side: int) -> dict[str, list]:
+    """image key -> every cell holding the words of the question's right option ("sofa", "left", "2")."""
+    from cambrian.cvbench import load_cvbench
+
+    cells = {}
+    for record in load_cvbench(bench_dir):
+        words = tuple(str(record.choices["ABCDEF".index(record.answer_letter)]).split())
+        key = image_key(record.image())
+        if key in cells and cells[key][0][0] != words:
+            raise ValueError(f"{bench_dir}: question {record.idx} shares its image with another whose answer differs")
+        cells[key] = [[words] * side for _ in range(side)]
+    return cells
+
+
 def use_oracle_tokens(model, tokenizer, cells: dict[str, list]) -> None:
     """The connector's output becomes the embeddings of each cell's words for the images `image_inputs` is given."""
     from cambrian.quickstart_lib.align import word_token_ids
@@ -149,7 +165,7 @@ def first_token_accuracy(model, tokenizer, bench_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
-    parser.add_argument("--tokens", choices=("oracle", "vision"), default="oracle")
+    parser.add_argument("--tokens", choices=("oracle", "answer", "vision"), default="oracle")
     parser.add_argument("--answers", choices=("letter", "word"), default="letter")
     parser.add_argument("--seconds", type=float, default=200.0, help="training time per phase")
     parser.add_argument("--phases", type=int, default=3)
@@ -177,6 +193,9 @@ def main() -> None:
         cells = {**bench_cells(train_bench, train_world, model.query_side),
                  **bench_cells(test_bench, test_world, model.query_side)}
         use_oracle_tokens(model, tokenizer, cells)
+    elif args.tokens == "answer":
+        use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side),
+                                             **answer_cells(test_bench, model.query_side)})
     if args.answers == "word":
         questions = word_questions(train_bench)
     else:

@@ -28,7 +28,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="timed batches per variant (after one warm-up)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--variants", nargs="+", default=["foreach", "fused"], choices=VARIANTS)
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="glibc keeps freed memory mapped, as the quickstart asks (benchmarks/allocator.py)")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        from cambrian.quickstart_lib.cpu import keep_freed_memory
+
+        if not keep_freed_memory():
+            parser.error("--keep-freed-memory needs glibc")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

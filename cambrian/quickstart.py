@@ -55,10 +55,11 @@ STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
 # No colour-only opening any more (sessions 4-6 needed one: colour was never learned in the mix without it): after
 # stage 1's word alignment colour is read from the mix (86-93 %), and the opening cost yes/no its steps
 # (docs/quickstart.md, "Word alignment").
-# seconds per question at batch 16 (vision on / off): the evaluation reserve. CPU: session 7's runs on the quiet
-# 2-core machine took 0.09-0.21 s on and 0.04-0.11 s off, kept with room for a busier machine (0.33 / 0.17 left 2.5
-# minutes of the budget unused); CUDA: about twice what an H100 took (0.023-0.041 s on, 0.015-0.028 s off).
-SECONDS_PER_EVAL = {"cpu": {True: 0.22, False: 0.11}, "cuda": {True: 0.05, False: 0.03}}
+DEVICES = ("cpu", "cuda")
+# The evaluation reserve is measured, not assumed: one batch of each evaluation run is timed before training
+# (evaluate.time_evaluation). A fixed 0.22 / 0.11 s per question (vision on / off) held on the machine of sessions 7-10,
+# and on a slower day the evaluation took 255 s against the 213 s it kept: the run ended at 16:12.
+EVAL_MARGIN = 1.15  # the timed batches against the whole run: later batches hold longer prompts
 FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the interpreter start before the clock
 # stage-2 steps of the CPU runs of this recipe (frozen word embedding, docs/quickstart.md session 10): 130, 162, 170,
 # 188 and 197 gave easy-VQA 91.7, 99.0, 89.0, 98.3, 98.0 % (and 130 at LLM lr 2e-4: 91.7 %). Fewer were not measured;
@@ -98,16 +99,17 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     out.mkdir(parents=True, exist_ok=True)
     say = tqdm.write
 
-    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads, keep_freed_memory
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if device.type not in SECONDS_PER_EVAL:
+    if device.type not in DEVICES:
         raise typer.BadParameter(f"{device.type} is not supported: use cpu, cuda or auto", param_hint="--device")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise typer.BadParameter("no CUDA device is visible to torch: use --device cpu or auto", param_hint="--device")
     on_cpu = device.type == "cpu"
+    kept_freed_memory = on_cpu and keep_freed_memory()  # a stage-2 step ~10 % faster (benchmarks/allocator.py)
     if on_cpu:
         threads, probe = choose_threads()
         bf16 = bf16_matmul_is_fast()
@@ -149,11 +151,16 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                                                                      for k, v in stage2_data.items()}}
     say("      " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
 
-    n_eval = (plan.eval_easyvqa or 9673) + (plan.eval_cvbench or 3 * plan.world_test)  # ~3 questions per image
-    per_question = SECONDS_PER_EVAL[device.type]
-    reserve = n_eval * (per_question[True] + per_question[False]) + FINAL_RESERVE_S
+    from cambrian.quickstart_lib.evaluate import time_evaluation
+
+    # evaluation runs in bf16 where training does (the model cast, its LM head kept fp32: cambrian.eval.precision):
+    # on this 2-core machine 96 easy-VQA questions took 10.9 s against 17.2 s in fp32 (2 threads; one answer differed)
+    eval_dtype = "bf16" if bf16 else "fp32"
+    eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype)
+    reserve = EVAL_MARGIN * eval_timing["seconds"] + FINAL_RESERVE_S
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
-    say(f"[3/6] training for {train_s:.0f} s ({reserve:.0f} s kept for evaluation and the report)")
+    say(f"[3/6] training for {train_s:.0f} s ({reserve:.0f} s kept for the report and the evaluation, whose "
+        f"{eval_dtype} batches were timed at {eval_timing['seconds']:.0f} s in all)")
     import easy_vqa
 
     from cambrian.quickstart_lib.align import AlignConfig, align_connector
@@ -206,14 +213,15 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     save_model(model, tokenizer, model_dir)
 
     threads = choose_threads()[0] if on_cpu else threads
-    say("[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; "
+    say(f"[5/6] evaluating (vision on, vision off; random-guess expectations from the harness; {eval_dtype}, "
         + (f"{threads} thread(s))" if on_cpu else f"{device.type})"))
     from cambrian.quickstart_lib.evaluate import evaluate
 
-    # fp32: bf16 autocast did not speed this evaluation up (113.7 s fp32 at 10:43, 118.4 s autocast at 12:52, quiet)
+    examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)  # fp32, as chat answers
+    evaluation_start = time.perf_counter()
     scores = evaluate(model, tokenizer, model_dir, test_bench, out / "eval", plan.eval_easyvqa, plan.eval_cvbench,
-                      log=say)
-    examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)
+                      dtype=eval_dtype, log=say)
+    eval_timing["measured_seconds"] = time.perf_counter() - evaluation_start
 
     say("[6/6] writing the report")
     from cambrian.quickstart_lib.report import write_report
@@ -222,6 +230,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe,
+        "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
@@ -231,7 +240,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         "data": {"counts": counts, "train_world": str(train_world), "test_world": str(test_world),
                  "test_bench": str(test_bench)},
         "training": {"stages": [log.to_dict() for log in logs], "visual_token_spread": spread},
-        "evaluation": scores, "examples": examples,
+        "evaluation": scores, "evaluation_dtype": eval_dtype, "evaluation_timing": eval_timing,
+        "examples": examples,
         "chat_command": f"cambrian chat --model {model_dir} --image {examples[0]['image'] if examples else 'IMG'}",
     }
     report["targets"] = targets(report)

@@ -221,6 +221,9 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     for bench in ("easyvqa", "cvbench"):
         entry = report["evaluation"][bench]
         assert {"vision_on", "vision_off", "random", "n"} <= entry.keys() and entry["n"] > 0
+    timing = report["evaluation_timing"]  # the reserve was timed before training; the evaluation itself after
+    assert len(timing["per_question"]) == 4 and timing["seconds"] > 0 and timing["measured_seconds"] > 0
+    assert report["evaluation_dtype"] == ("bf16" if report["training_compute"] == "bf16 autocast" else "fp32")
     assert len(report["examples"]) == 3 and all(isinstance(e["answer"], str) for e in report["examples"])
     for bench in ("easyvqa", "cvbench"):  # one folder each: neither benchmark's results overwrite the other's
         results = json.loads((out / "eval" / bench / "results.json").read_text())
@@ -249,3 +252,49 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
               "data": {"counts": {}}, "training": {"stages": []}, "evaluation": {}, "examples": [], "targets": {},
               "chat_command": "cambrian chat", "notes": slow}
     assert f"- {slow[0]}" in markdown(report).split("## Evaluation")[0]  # with the training table
+
+
+def _tiny_bench(path):
+    import io
+
+    from PIL import Image
+
+    from cambrian.cvbench.layout import CVBenchRecord, format_prompt, write_cvbench
+
+    records = []
+    for idx in range(3):
+        buffer = io.BytesIO()
+        Image.new("RGB", (32, 32), (80 * idx, 90, 160)).save(buffer, format="PNG")
+        q = f"Where is object {idx}?"
+        records.append(CVBenchRecord(idx=idx, type="2D", task="Relation", question=q, choices=["left", "right"],
+                                     answer="(A)", prompt=format_prompt(q, ["left", "right"]),
+                                     filename=f"img/2D/relation/{idx}.png", source="COCO", source_dataset="COCO",
+                                     source_filename=f"{idx}.jpg", image_bytes=buffer.getvalue()))
+    return write_cvbench(path, records)
+
+
+def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_short, tmp_path):
+    from cambrian.quickstart_lib.evaluate import PROBE_QUESTIONS, time_evaluation
+
+    model, tokenizer = tiny_short
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    timing = time_evaluation(model, tokenizer, _tiny_bench(tmp_path / "bench"), 40, None, dtype="bf16")
+    assert list(timing["per_question"]) == ["easyvqa vision on", "easyvqa vision off", "cvbench vision on",
+                                            "cvbench vision off"]
+    assert all(s > 0 for s in timing["per_question"].values())
+    # each run's whole question count (40 easy-VQA, the bench's 3) at its timed seconds per question
+    per = timing["per_question"]
+    expected = 40 * (per["easyvqa vision on"] + per["easyvqa vision off"]) + 3 * (per["cvbench vision on"] +
+                                                                                   per["cvbench vision off"])
+    assert timing["seconds"] == pytest.approx(expected) and PROBE_QUESTIONS < 40
+    # the model being trained is left as it was: fp32, same weights
+    assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_freed_memory_is_kept_where_the_c_library_is_glibc():
+    import platform
+
+    from cambrian.quickstart_lib.cpu import keep_freed_memory
+
+    kept = keep_freed_memory()
+    assert kept is (platform.libc_ver()[0] == "glibc")

@@ -5,32 +5,73 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PROBE_QUESTIONS = 16  # one batch of each evaluation run, timed before training
+PROBE_NEW_TOKENS = 3  # a trained model's answers: a word or a letter, then the end of the turn
 
-def evaluate(model, tokenizer, model_dir: Path, bench_dir: Path, out: Path, n_easyvqa: int, n_cvbench: int,
-             log=print) -> dict:
+
+def evaluation_runs(bench_dir: Path, n_easyvqa: int | None, n_cvbench: int | None) -> list[tuple[str, str, int | None,
+                                                                                               bool]]:
+    """(name, bench spec, question limit, vision) of every run the quickstart evaluates, in order."""
+    return [(name, spec, limit, vision)
+            for name, spec, limit in (("easyvqa", "easyvqa", n_easyvqa), ("cvbench", f"cvbench:{bench_dir}", n_cvbench))
+            for vision in (True, False)]
+
+
+def evaluate(model, tokenizer, model_dir: Path, bench_dir: Path, out: Path, n_easyvqa: int | None,
+             n_cvbench: int | None, dtype: str = "fp32", log=print) -> dict:
+    """Every run of `evaluation_runs`; the model is cast in place to `dtype` first (cambrian.eval.precision)."""
+    from cambrian.eval.precision import to_compute_dtype
     from cambrian.eval.runner import EvalConfig, run_eval
 
+    to_compute_dtype(model, dtype)
     scores: dict[str, dict] = {}
-    for name, spec, limit in (("easyvqa", "easyvqa", n_easyvqa), ("cvbench", f"cvbench:{bench_dir}", n_cvbench)):
-        entry: dict = {}
-        for vision in (True, False):
-            # a folder per benchmark: results.json / samples.jsonl are per run, and each run has one benchmark
-            config = EvalConfig(model=str(model_dir), benches=[spec], out=out / name, batch_size=16, vision=vision,
-                                limit=limit)
-            run = run_eval(config, model=model, tokenizer=tokenizer, log=log)
-            result = run.results[0]
-            key = "vision_on" if vision else "vision_off"
-            entry[key] = result.score
-            entry[f"{key}_metrics"] = _scalars(result.metrics)
-            entry[f"{key}_seconds"] = run.seconds[result.bench.name]
-            entry["random"] = result.random[result.bench.primary]
-            entry["random_metrics"] = _scalars(result.random)
-            entry["n"] = result.n
-            entry[f"{key}_unparsed"] = result.n_unparsed
-            if vision:
-                entry["samples"] = result.samples[:50]
-        scores[name] = entry
+    for name, spec, limit, vision in evaluation_runs(bench_dir, n_easyvqa, n_cvbench):
+        entry = scores.setdefault(name, {})
+        # a folder per benchmark: results.json / samples.jsonl are per run, and each run has one benchmark
+        config = EvalConfig(model=str(model_dir), benches=[spec], out=out / name, batch_size=16, vision=vision,
+                            limit=limit, dtype=dtype)
+        run = run_eval(config, model=model, tokenizer=tokenizer, log=log)
+        result = run.results[0]
+        key = "vision_on" if vision else "vision_off"
+        entry[key] = result.score
+        entry[f"{key}_metrics"] = _scalars(result.metrics)
+        entry[f"{key}_seconds"] = run.seconds[result.bench.name]
+        entry["random"] = result.random[result.bench.primary]
+        entry["random_metrics"] = _scalars(result.random)
+        entry["n"] = result.n
+        entry[f"{key}_unparsed"] = result.n_unparsed
+        if vision:
+            entry["samples"] = result.samples[:50]
     return scores
+
+
+def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_cvbench: int | None,
+                    dtype: str = "fp32") -> dict:
+    """How long `evaluate` will take on this machine, measured now: one batch of each run, answered by a copy of the
+    model in `dtype` with answers cut at PROBE_NEW_TOKENS tokens, scaled to the run's question count.
+    -> {"seconds": predicted total, "per_question": {run: seconds}}."""
+    import copy
+    import tempfile
+
+    from cambrian.eval.benchmarks import load_samples, parse_bench_spec
+    from cambrian.eval.precision import to_compute_dtype
+    from cambrian.eval.runner import EvalConfig, run_eval
+
+    probe = to_compute_dtype(copy.deepcopy(model), dtype).eval()
+    per_question, total = {}, 0.0
+    with tempfile.TemporaryDirectory(prefix="cambrian-eval-probe-") as scratch:
+        for name, spec, limit, vision in evaluation_runs(bench_dir, n_easyvqa, n_cvbench):
+            bench, folder = parse_bench_spec(spec)
+            n = len(load_samples(bench, folder, limit))
+            config = EvalConfig(model="probe", benches=[spec], out=Path(scratch) / f"{name}-{vision}", batch_size=16,
+                                vision=vision, limit=min(PROBE_QUESTIONS, n), max_new_tokens=PROBE_NEW_TOKENS,
+                                dtype=dtype)
+            run = run_eval(config, model=probe, tokenizer=tokenizer, log=lambda *a: None)
+            seconds = run.seconds[run.results[0].bench.name] / config.limit
+            per_question[f"{name} vision {'on' if vision else 'off'}"] = seconds
+            total += n * seconds
+    del probe
+    return {"seconds": total, "per_question": per_question}
 
 
 def _scalars(metrics: dict) -> dict:
