@@ -8,6 +8,8 @@ box ("red", "blue", "green") whose centre lies there, else the ground ("grass").
 unit embeddings, at the embeddings' mean norm. The in-LLM aggregation is off, so nothing but these tokens carries the
 image. `--tokens answer` puts the words of the question's right option in every cell ("sofa", "left", "2"): the
 image then says the answer, and what is left to learn is to find that word among the options and answer its letter.
+`--tokens answer-box` is the same except where the answer is a boxed object (Depth, Distance): there the cells hold
+the colour of its box, so the LLM must also find which object the question says that box marks.
 `--tokens vision` is the real model, as a control.
 
 `--answers letter` asks CV-Bench's own questions (options, answered with a letter); `--answers word` asks the same
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -83,13 +86,21 @@ def bench_cells(bench_dir: Path, world_dir: Path, side: int, min_visibility: flo
     return cells
 
 
-def answer_cells(bench_dir: Path, side: int) -> dict[str, list]:
-    """image key -> every cell holding the words of the question's right option ("sofa", "left", "2")."""
+def answer_box_colour(question: str, answer: str) -> str | None:
+    """The colour of the box the question draws around the object named `answer` (Depth, Distance), else None."""
+    found = re.search(rf"the {re.escape(answer)} \(highlighted by a (\w+) box\)", question)
+    return found.group(1) if found else None
+
+
+def answer_cells(bench_dir: Path, side: int, box_colour: bool = False) -> dict[str, list]:
+    """image key -> every cell holding the words of the question's right option ("sofa", "left", "2"); with
+    `box_colour`, where the right option is a boxed object, the colour of its box instead ("red", "blue")."""
     from cambrian.cvbench import load_cvbench
 
     cells = {}
     for record in load_cvbench(bench_dir):
-        words = tuple(str(record.choices["ABCDEF".index(record.answer_letter)]).split())
+        answer = str(record.choices["ABCDEF".index(record.answer_letter)])
+        words = tuple(((box_colour and answer_box_colour(record.question, answer)) or answer).split())
         key = image_key(record.image())
         if key in cells and cells[key][0][0] != words:
             raise ValueError(f"{bench_dir}: question {record.idx} shares its image with another whose answer differs")
@@ -165,7 +176,7 @@ def first_token_accuracy(model, tokenizer, bench_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
-    parser.add_argument("--tokens", choices=("oracle", "answer", "vision"), default="oracle")
+    parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision"), default="oracle")
     parser.add_argument("--answers", choices=("letter", "word"), default="letter")
     parser.add_argument("--seconds", type=float, default=200.0, help="training time per phase")
     parser.add_argument("--phases", type=int, default=3)
@@ -193,9 +204,10 @@ def main() -> None:
         cells = {**bench_cells(train_bench, train_world, model.query_side),
                  **bench_cells(test_bench, test_world, model.query_side)}
         use_oracle_tokens(model, tokenizer, cells)
-    elif args.tokens == "answer":
-        use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side),
-                                             **answer_cells(test_bench, model.query_side)})
+    elif args.tokens in ("answer", "answer-box"):
+        box = args.tokens == "answer-box"
+        use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side, box),
+                                             **answer_cells(test_bench, model.query_side, box)})
     if args.answers == "word":
         questions = word_questions(train_bench)
     else:

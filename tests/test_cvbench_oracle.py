@@ -86,3 +86,11 @@ def test_answer_cells_refuse_one_image_with_two_answers(tmp_path):
     bench = _bench(tmp_path / "bench", [((255, 0, 0), "A"), ((255, 0, 0), "B")])
     with pytest.raises(ValueError, match="question 1 shares its image"):
         probe.answer_cells(bench, 4)
+
+
+def test_answer_box_colour_is_the_colour_the_question_gives_the_right_object():
+    depth = ("Which object is closer to the camera taking this photo, the traffic cone (highlighted by a red box) or "
+             "the sofa (highlighted by a blue box)?")
+    assert probe.answer_box_colour(depth, "sofa") == "blue"
+    assert probe.answer_box_colour(depth, "traffic cone") == "red"
+    assert probe.answer_box_colour("How many sofas are in the image?", "2") is None
