@@ -70,8 +70,8 @@ def test_alignment_moves_the_connectors_tokens_onto_the_words_and_trains_nothing
 
 def test_word_token_ids_are_the_mid_sentence_tokens(tiny):
     _, tokenizer = tiny
-    ids = word_token_ids(tokenizer, ["red", "circle"])
-    assert [tokenizer.decode([i]) for i in ids] == [" red", " circle"]
+    ids = word_token_ids(tokenizer, ["red", "circle", "2"])
+    assert [tokenizer.decode([i]) for i in ids] == [" red", " circle", "2"]  # a digit comes after a bare space
 
 
 def test_rebalanced_yes_no_keeps_the_form_and_carries_no_wording_prior():

@@ -39,8 +39,14 @@ class AlignConfig:
 
 
 def word_token_ids(tokenizer, words: list[str]) -> list[int]:
-    """The first token of " word" (as the word appears mid-sentence) for each word."""
-    return [tokenizer(" " + w, add_special_tokens=False).input_ids[0] for w in words]
+    """The first token of " word" (as the word appears mid-sentence) for each word. Where that token is the bare
+    space (SmolLM2 splits digits off: " 2" is " " then "2"), the token after it, which carries the word."""
+    ids = []
+    for word in words:
+        tokens = tokenizer(" " + word, add_special_tokens=False).input_ids
+        bare_space = len(tokens) > 1 and not tokenizer.decode(tokens[:1]).strip()
+        ids.append(tokens[1] if bare_space else tokens[0])
+    return ids
 
 
 def word_alignment_loss(tokens: torch.Tensor, own: torch.Tensor, vocab: torch.Tensor,
