@@ -24,8 +24,9 @@ cosine, bf16 autocast where the CPU has AMX; the word embedding frozen unless `-
 train questions alone, and scores the test world's CV-Bench with the evaluation harness (official score) after each
 of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine).
 
-    .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle] [--seconds 200] \\
-        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
+    .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle|answer|answer-box|vision] \\
+        [--seconds 200] [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] \\
+        [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
