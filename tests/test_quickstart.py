@@ -223,6 +223,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
         assert {"vision_on", "vision_off", "random", "n"} <= entry.keys() and entry["n"] > 0
     timing = report["evaluation_timing"]  # the reserve was timed before training; the evaluation itself after
     assert len(timing["per_question"]) == 4 and timing["seconds"] > 0 and timing["measured_seconds"] > 0
+    assert len(timing["timings"]) == 2  # before training, and again before stage 2
     assert report["evaluation_dtype"] == ("bf16" if report["training_compute"] == "bf16 autocast" else "fp32")
     assert len(report["examples"]) == 3 and all(isinstance(e["answer"], str) for e in report["examples"])
     for bench in ("easyvqa", "cvbench"):  # one folder each: neither benchmark's results overwrite the other's
@@ -289,6 +290,15 @@ def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_shor
     assert timing["seconds"] == pytest.approx(expected) and PROBE_QUESTIONS < 40
     # the model being trained is left as it was: fp32, same weights
     assert all(v.dtype == before[k].dtype and torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+    # timed again with an earlier timing: each run keeps the faster of the two
+    slower = {"per_question": {k: 1000 * v for k, v in per.items()}, "timings": [{k: 1000 * v for k, v in per.items()}]}
+    faster = {"per_question": {k: v / 1000 for k, v in per.items()}, "timings": [{k: v / 1000 for k, v in per.items()}]}
+    again = time_evaluation(model, tokenizer, tmp_path / "bench", 40, None, dtype="bf16", earlier=slower)
+    assert len(again["timings"]) == 2 and again["timings"][0] == slower["timings"][0]
+    assert again["per_question"] == again["timings"][1]  # this call's own timings beat 1000 times the first call's
+    kept = time_evaluation(model, tokenizer, tmp_path / "bench", 40, None, dtype="bf16", earlier=faster)
+    assert kept["per_question"] == faster["per_question"]
 
 
 def test_freed_memory_is_kept_where_the_c_library_is_glibc():

@@ -9,9 +9,11 @@ PROBE_QUESTIONS = 16  # one batch of each evaluation run, timed before training
 PROBE_NEW_TOKENS = 3  # a trained model's answers: a word or a letter, then the end of the turn
 
 
-def evaluation_runs(bench_dir: Path, n_easyvqa: int | None, n_cvbench: int | None) -> list[tuple[str, str, int | None,
-                                                                                               bool]]:
-    """(name, bench spec, question limit, vision) of every run the quickstart evaluates, in order."""
+EvalRunSpec = tuple[str, str, int | None, bool]  # benchmark name, bench spec, question limit, vision
+
+
+def evaluation_runs(bench_dir: Path, n_easyvqa: int | None, n_cvbench: int | None) -> list[EvalRunSpec]:
+    """Every run the quickstart evaluates, in order: each benchmark with vision on, then off."""
     return [(name, spec, limit, vision)
             for name, spec, limit in (("easyvqa", "easyvqa", n_easyvqa), ("cvbench", f"cvbench:{bench_dir}", n_cvbench))
             for vision in (True, False)]
@@ -46,10 +48,13 @@ def evaluate(model, tokenizer, model_dir: Path, bench_dir: Path, out: Path, n_ea
 
 
 def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_cvbench: int | None,
-                    dtype: str = "fp32") -> dict:
+                    dtype: str = "fp32", earlier: dict | None = None) -> dict:
     """How long `evaluate` will take on this machine, measured now: one batch of each run, answered by a copy of the
-    model in `dtype` with answers cut at PROBE_NEW_TOKENS tokens, scaled to the run's question count.
-    -> {"seconds": predicted total, "per_question": {run: seconds}}."""
+    model in `dtype` with answers cut at PROBE_NEW_TOKENS tokens, scaled to the run's question count. With the
+    `earlier` result of this function, each run keeps the faster of the two timings: a timing taken while the
+    machine was briefly slower is not the evaluation's speed (on this 2-core machine one timing came out 1.7x the
+    next run's, and the evaluation then took 0.74 of the time kept for it).
+    -> {"seconds": predicted total, "per_question": {run: seconds}, "timings": [{run: seconds} per call]}."""
     import copy
     import tempfile
 
@@ -58,7 +63,7 @@ def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_
     from cambrian.eval.runner import EvalConfig, run_eval
 
     probe = to_compute_dtype(copy.deepcopy(model), dtype).eval()
-    per_question, total = {}, 0.0
+    per_question, timings, total = {}, {}, 0.0
     with tempfile.TemporaryDirectory(prefix="cambrian-eval-probe-") as scratch:
         for name, spec, limit, vision in evaluation_runs(bench_dir, n_easyvqa, n_cvbench):
             bench, folder = parse_bench_spec(spec)
@@ -67,11 +72,15 @@ def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_
                                 vision=vision, limit=min(PROBE_QUESTIONS, n), max_new_tokens=PROBE_NEW_TOKENS,
                                 dtype=dtype)
             run = run_eval(config, model=probe, tokenizer=tokenizer, log=lambda *a: None)
-            seconds = run.seconds[run.results[0].bench.name] / config.limit
-            per_question[f"{name} vision {'on' if vision else 'off'}"] = seconds
-            total += n * seconds
+            key = f"{name} vision {'on' if vision else 'off'}"
+            per_question[key] = run.seconds[run.results[0].bench.name] / config.limit
+            if earlier is not None:
+                per_question[key] = min(per_question[key], earlier["per_question"][key])
+            total += n * per_question[key]
+            timings[key] = run.seconds[run.results[0].bench.name] / config.limit
     del probe
-    return {"seconds": total, "per_question": per_question}
+    return {"seconds": total, "per_question": per_question,
+            "timings": (earlier["timings"] if earlier else []) + [timings]}
 
 
 def _scalars(metrics: dict) -> dict:
