@@ -3,15 +3,12 @@ LLM receives those words' embeddings in place of each image's own tokens, image 
 
 import copy
 import importlib.util
-import io
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-
-from cambrian.cvbench.layout import CVBenchRecord, format_prompt, write_cvbench
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cvbench_oracle.py"
 _spec = importlib.util.spec_from_file_location("cvbench_oracle", _PATH)
@@ -57,33 +54,16 @@ def test_oracle_tokens_follow_the_images_in_the_order_given(tiny):
                                                                      encoded) is None
 
 
-def _png(colour) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def _bench(path, answers: list[tuple[tuple[int, int, int], str]]):
-    records = []
-    for idx, (colour, letter) in enumerate(answers):
-        choices = ["traffic cone", "sofa"]
-        records.append(CVBenchRecord(idx=idx, type="3D", task="Depth", question="Which is closer?", choices=choices,
-                                     answer=f"({letter})", prompt=format_prompt("Which is closer?", choices),
-                                     filename=f"img/3D/depth/{idx}.png", source="Omni3D", source_dataset="Omni3D",
-                                     source_filename=f"{idx}.jpg", image_bytes=_png(colour)))
-    return write_cvbench(path, records)
-
-
-def test_answer_cells_put_the_right_options_words_in_every_cell(tmp_path):
-    bench = _bench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")])
+def test_answer_cells_put_the_right_options_words_in_every_cell(write_tiny_cvbench, tmp_path):
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")])
     cells = probe.answer_cells(bench, 4)
     red, blue = (probe.image_key(Image.new("RGB", (16, 16), c)) for c in ((255, 0, 0), (0, 0, 255)))
     assert cells[red] == [[("traffic", "cone")] * 4] * 4
     assert cells[blue] == [[("sofa",)] * 4] * 4
 
 
-def test_answer_cells_refuse_one_image_with_two_answers(tmp_path):
-    bench = _bench(tmp_path / "bench", [((255, 0, 0), "A"), ((255, 0, 0), "B")])
+def test_answer_cells_refuse_one_image_with_two_answers(write_tiny_cvbench, tmp_path):
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((255, 0, 0), "B")])
     with pytest.raises(ValueError, match="question 1 shares its image"):
         probe.answer_cells(bench, 4)
 

@@ -255,31 +255,14 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
     assert f"- {slow[0]}" in markdown(report).split("## Evaluation")[0]  # with the training table
 
 
-def _tiny_bench(path):
-    import io
-
-    from PIL import Image
-
-    from cambrian.cvbench.layout import CVBenchRecord, format_prompt, write_cvbench
-
-    records = []
-    for idx in range(3):
-        buffer = io.BytesIO()
-        Image.new("RGB", (32, 32), (80 * idx, 90, 160)).save(buffer, format="PNG")
-        q = f"Where is object {idx}?"
-        records.append(CVBenchRecord(idx=idx, type="2D", task="Relation", question=q, choices=["left", "right"],
-                                     answer="(A)", prompt=format_prompt(q, ["left", "right"]),
-                                     filename=f"img/2D/relation/{idx}.png", source="COCO", source_dataset="COCO",
-                                     source_filename=f"{idx}.jpg", image_bytes=buffer.getvalue()))
-    return write_cvbench(path, records)
-
-
-def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_short, tmp_path):
+def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_short, write_tiny_cvbench,
+                                                                        tmp_path):
     from cambrian.quickstart_lib.evaluate import PROBE_QUESTIONS, time_evaluation
 
     model, tokenizer = tiny_short
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    timing = time_evaluation(model, tokenizer, _tiny_bench(tmp_path / "bench"), 40, None, dtype="bf16")
+    bench = write_tiny_cvbench(tmp_path / "bench", [((80 * k, 90, 160), "A") for k in range(3)])
+    timing = time_evaluation(model, tokenizer, bench, 40, None, dtype="bf16")
     assert list(timing["per_question"]) == ["easyvqa vision on", "easyvqa vision off", "cvbench vision on",
                                             "cvbench vision off"]
     assert all(s > 0 for s in timing["per_question"].values())

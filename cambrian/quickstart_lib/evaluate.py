@@ -51,10 +51,10 @@ def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_
                     dtype: str = "fp32", earlier: dict | None = None) -> dict:
     """How long `evaluate` will take on this machine, measured now: one batch of each run, answered by a copy of the
     model in `dtype` with answers cut at PROBE_NEW_TOKENS tokens, scaled to the run's question count. With the
-    `earlier` result of this function, each run keeps the faster of the two timings: a timing taken while the
-    machine was briefly slower is not the evaluation's speed (on this 2-core machine one timing came out 1.7x the
-    next run's, and the evaluation then took 0.74 of the time kept for it).
-    -> {"seconds": predicted total, "per_question": {run: seconds}, "timings": [{run: seconds} per call]}."""
+    `earlier` result of this function, each run keeps the fastest of its timings: a timing taken while the machine was
+    briefly slower is not the evaluation's speed (on this 2-core machine one run's timing came out 1.7x the run's
+    before, and its evaluation then took 0.74 of that timing).
+    -> {"seconds": predicted total, "per_question": {run: fastest seconds}, "timings": [{run: seconds} per call]}."""
     import copy
     import tempfile
 
@@ -63,24 +63,22 @@ def time_evaluation(model, tokenizer, bench_dir: Path, n_easyvqa: int | None, n_
     from cambrian.eval.runner import EvalConfig, run_eval
 
     probe = to_compute_dtype(copy.deepcopy(model), dtype).eval()
-    per_question, timings, total = {}, {}, 0.0
+    counts, now = {}, {}
     with tempfile.TemporaryDirectory(prefix="cambrian-eval-probe-") as scratch:
         for name, spec, limit, vision in evaluation_runs(bench_dir, n_easyvqa, n_cvbench):
             bench, folder = parse_bench_spec(spec)
-            n = len(load_samples(bench, folder, limit))
-            config = EvalConfig(model="probe", benches=[spec], out=Path(scratch) / f"{name}-{vision}", batch_size=16,
-                                vision=vision, limit=min(PROBE_QUESTIONS, n), max_new_tokens=PROBE_NEW_TOKENS,
-                                dtype=dtype)
-            run = run_eval(config, model=probe, tokenizer=tokenizer, log=lambda *a: None)
             key = f"{name} vision {'on' if vision else 'off'}"
-            per_question[key] = run.seconds[run.results[0].bench.name] / config.limit
-            if earlier is not None:
-                per_question[key] = min(per_question[key], earlier["per_question"][key])
-            total += n * per_question[key]
-            timings[key] = run.seconds[run.results[0].bench.name] / config.limit
+            counts[key] = len(load_samples(bench, folder, limit))
+            config = EvalConfig(model="probe", benches=[spec], out=Path(scratch) / key.replace(" ", "-"),
+                                batch_size=16, vision=vision, limit=min(PROBE_QUESTIONS, counts[key]),
+                                max_new_tokens=PROBE_NEW_TOKENS, dtype=dtype)
+            run = run_eval(config, model=probe, tokenizer=tokenizer, log=lambda *a: None)
+            now[key] = run.seconds[bench.name] / config.limit
     del probe
-    return {"seconds": total, "per_question": per_question,
-            "timings": (earlier["timings"] if earlier else []) + [timings]}
+    timings = (earlier["timings"] if earlier else []) + [now]
+    per_question = {key: min(t[key] for t in timings) for key in now}
+    return {"seconds": sum(counts[key] * per_question[key] for key in now), "per_question": per_question,
+            "timings": timings}
 
 
 def _scalars(metrics: dict) -> dict:
