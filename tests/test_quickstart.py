@@ -77,6 +77,39 @@ def test_stage_two_can_leave_the_word_embedding_frozen(tiny_short):
     model.requires_grad_(False)
 
 
+def test_stage_two_can_train_only_the_top_layers_and_the_blocks_among_them(tiny_short):
+    """The layers below the top N, the connector's samplers and the in-LLM block after layer 0 keep their weights and
+    get no gradient at all (the backward pass stops at the first trained layer); the top layers and the block after
+    layer 2 (tiny: 4 layers, blocks after 0 and 2) train."""
+    from cambrian.models.llm import decoder_layers
+
+    model, tokenizer = tiny_short
+    layers = decoder_layers(model.language_model)
+    assert model.in_llm_layers == [0, 2]
+    stage = StageConfig("s2", 0, {"vqa": 1}, 1e-2, llm_lr=1e-2, batch_size=3, max_steps=2, train_embedding=False,
+                        top_layers=2)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_stage(model, tokenizer, {"vqa": _examples()}, stage)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    kept = set(before) - moved
+    for trained in ("language_model.model.layers.2.", "language_model.model.layers.3.", "connector.llm_layers.1."):
+        assert any(n.startswith(trained) for n in moved), trained
+    frozen = ("language_model.model.layers.0.", "language_model.model.layers.1.", "connector.samplers",
+              "connector.projector", "connector.llm_layers.0.", "towers.")
+    assert not any(n.startswith(frozen) for n in moved)
+    assert "language_model.model.embed_tokens.weight" in kept
+
+    set_trainable(model, stage)
+    batch = collate(model, tokenizer, _examples()[:3], {})
+    batch_loss(model, batch).backward()
+    assert all(p.grad is None for p in [*layers[:2].parameters(), *model.connector.samplers.parameters()])
+    assert all(p.grad is not None for p in layers[3].parameters())
+    model.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="top_layers=5: the LLM has 4 decoder layers"):
+        set_trainable(model, StageConfig("s2", 0, {"vqa": 1}, 1e-2, llm_lr=1e-2, top_layers=5))
+    model.requires_grad_(False)
+
+
 def test_train_stage_stops_at_max_steps_and_moves_the_weights(tiny_short):
     model, tokenizer = tiny_short
     before = model.connector.projector.state_dict() if hasattr(model.connector, "projector") else None

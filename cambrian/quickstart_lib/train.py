@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from cambrian.constants import IGNORE_INDEX
 from cambrian.data.masking import tokenize_conversation
 from cambrian.models.image_tokens import expand_placeholders
+from cambrian.models.llm import decoder_layers
 from cambrian.train.loop import autocast
 
 
@@ -31,6 +32,10 @@ class StageConfig:
     connector_lr: float
     llm_lr: float = 0.0  # 0: LLM frozen (stage 1)
     train_embedding: bool = True  # False: the LLM trains without its input embedding (and the LM head, when tied)
+    # only the top N decoder layers train (with the final norm and the in-LLM SVA blocks after them); the layers below,
+    # the connector's input samplers and its other blocks keep their weights, so the backward pass stops at layer
+    # num_layers - N. None: the whole LLM and connector train (Section 3.3's stage 2)
+    top_layers: int | None = None
     batch_size: int = 16
     long_batch_size: int = 8  # captions, descriptions and chat are ~4x longer than short answers
     max_steps: int | None = None
@@ -141,8 +146,11 @@ def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
 
 
 def set_trainable(model, stage: StageConfig) -> list[dict]:
-    """Stage 1: connector (+ image newline) only; stage 2: also the LLM. Towers stay frozen (both are pretrained)."""
+    """Stage 1: connector (+ image newline) only; stage 2: also the LLM, or its top `stage.top_layers` layers with
+    the in-LLM SVA blocks among them. Towers stay frozen (both are pretrained)."""
     model.requires_grad_(False)
+    if stage.llm_lr > 0 and stage.top_layers is not None:
+        return _set_top_trainable(model, stage)
     connector = [p for p in model.connector.parameters()] + ([model.image_newline] if model.image_newline
                                                               is not None else [])
     for p in connector:
@@ -155,6 +163,30 @@ def set_trainable(model, stage: StageConfig) -> list[dict]:
         groups.append({"params": [p for p in model.language_model.parameters() if p.requires_grad],
                        "lr": stage.llm_lr})
     return groups
+
+
+def _set_top_trainable(model, stage: StageConfig) -> list[dict]:
+    """The top `stage.top_layers` decoder layers, the final norm (and the LM head, untied or with the embedding),
+    and the in-LLM SVA blocks that run after one of those layers: nothing below them needs a gradient."""
+    layers = decoder_layers(model.language_model)
+    if not 0 < stage.top_layers <= len(layers):
+        raise ValueError(f"top_layers={stage.top_layers}: the LLM has {len(layers)} decoder layers")
+    first = len(layers) - stage.top_layers
+    for layer in layers[first:]:
+        layer.requires_grad_(True)
+    final_norm = getattr(model.language_model.get_decoder(), "norm", None)
+    if final_norm is not None:
+        final_norm.requires_grad_(True)
+    head = model.language_model.get_output_embeddings()
+    tied = head.weight is model.language_model.get_input_embeddings().weight
+    head.requires_grad_(stage.train_embedding or not tied)
+    blocks = [block for block, after in zip(model.connector.llm_layers, model.in_llm_layers, strict=True)
+              if after >= first] if model.in_llm_layers else []
+    for block in blocks:
+        block.requires_grad_(True)
+    groups = [{"params": [p for block in blocks for p in block.parameters()], "lr": stage.connector_lr},
+              {"params": [p for p in model.language_model.parameters() if p.requires_grad], "lr": stage.llm_lr}]
+    return [g for g in groups if g["params"]]
 
 
 def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None) -> StageLog:
