@@ -1,4 +1,5 @@
-"""The quickstart's stage-2 step with each AdamW implementation, and with the LLM's embedding frozen or trained.
+"""The quickstart's stage-2 step with each AdamW implementation, with the LLM's embedding frozen or trained, and with
+the whole LLM or only its top layers training.
 
 Every variant trains the quickstart's model (cambrian-nano: connector + SmolLM2, towers frozen) on the same easy-VQA
 batches as stage 2 does (`quickstart_lib.train`: 8 conversations of up to three questions, left-padded, logits for
@@ -8,26 +9,35 @@ included), backward, optimizer step.
 
     .venv/bin/python benchmarks/optimizer_step.py [--steps 10] [--threads 2] [--variants foreach fused ...]
 
-Variants: `foreach` (torch's default AdamW), `fused` (what the quickstart uses), and either with `+frozen-embedding`
-(SmolLM2 ties its input embedding and LM head: 28.3M of its 134.5M parameters).
+Variants: `foreach` (torch's default AdamW) or `fused` (what the quickstart uses), optionally followed by
+`+frozen-embedding` (SmolLM2 ties its input embedding and LM head: 28.3M of its 134.5M parameters) and by `+top-N`
+(only the top N of SmolLM2's 30 decoder layers train, with the in-LLM SVA blocks among them: `StageConfig.top_layers`),
+e.g. `fused+frozen-embedding+top-9`.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import time
 
 import torch
 
-VARIANTS = ("foreach", "fused", "foreach+frozen-embedding", "fused+frozen-embedding")
+VARIANT = re.compile(r"^(foreach|fused)(\+frozen-embedding)?(\+top-(\d+))?$")
+
+
+def variant_name(text: str) -> str:
+    if not VARIANT.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: use foreach or fused, then optionally +frozen-embedding, +top-N")
+    return text
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=10, help="timed batches per variant (after one warm-up)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--variants", nargs="+", default=["foreach", "fused"], choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=["foreach", "fused"], type=variant_name)
     parser.add_argument("--keep-freed-memory", action="store_true",
                         help="glibc keeps freed memory mapped, as the quickstart asks (benchmarks/allocator.py)")
     args = parser.parse_args()
@@ -49,16 +59,16 @@ def main() -> None:
     bf16 = bf16_matmul_is_fast()
     batch_size = 8
     vqa = qdata.easyvqa_examples(batch_size * (args.steps + 1) * 3, 0, 0, seed=0, turns_per_image=3)["vqa"]
-    embedding = model.language_model.get_input_embeddings().weight
 
-    def optimizer(variant: str) -> torch.optim.Optimizer:
-        """Stage 2's parameter groups, as the trainer builds them for this variant."""
-        stage = StageConfig("stage 2", 0, {"vqa": 1.0}, connector_lr=1e-4, llm_lr=1e-4,
-                            train_embedding=not variant.endswith("+frozen-embedding"))
-        return torch.optim.AdamW(set_trainable(model, stage), weight_decay=0.0, betas=(0.9, 0.98),
-                                 fused=variant.startswith("fused"))
+    def stage(variant: str) -> StageConfig:
+        _, frozen_embedding, _, top = VARIANT.match(variant).groups()
+        return StageConfig("stage 2", 0, {"vqa": 1.0}, connector_lr=1e-4, llm_lr=1e-4,
+                           train_embedding=not frozen_embedding, top_layers=int(top) if top else None)
 
-    optimizers = {v: optimizer(v) for v in args.variants}
+    stages = {v: stage(v) for v in args.variants}
+    # stage 2's parameter groups, as the trainer builds them for each variant
+    optimizers = {v: torch.optim.AdamW(set_trainable(model, s), weight_decay=0.0, betas=(0.9, 0.98),
+                                       fused=v.startswith("fused")) for v, s in stages.items()}
     model.train()
     if bf16:
         model.language_model.set_attn_implementation("eager")  # as train_stage does under CPU autocast
@@ -67,7 +77,7 @@ def main() -> None:
     for step in range(args.steps + 1):
         batch = collate(model, tokenizer, vqa[step * batch_size:(step + 1) * batch_size], cache)
         for variant, opt in optimizers.items():
-            embedding.requires_grad_(not variant.endswith("+frozen-embedding"))
+            set_trainable(model, stages[variant])  # which weights take a gradient
             t0 = time.perf_counter()
             loss = batch_loss(model, batch, bf16)
             t1 = time.perf_counter()
@@ -81,13 +91,13 @@ def main() -> None:
 
     print(f"threads {args.threads}, bf16 autocast {bf16}, batch {batch_size} conversations, {args.steps} steps each "
           f"(medians, seconds)")
-    print(f"{'variant':26s} {'forward':>8s} {'backward':>8s} {'optimizer':>9s} {'step':>7s} {'step ratio':>10s}")
+    print(f"{'variant':32s} {'forward':>8s} {'backward':>8s} {'optimizer':>9s} {'step':>7s} {'step ratio':>10s}")
     base = None
     for variant, rows in times.items():
         forward, backward, opt_step = (statistics.median(column) for column in zip(*rows, strict=True))
         whole = statistics.median(sum(r) for r in rows)
         base = base or whole
-        print(f"{variant:26s} {forward:8.3f} {backward:8.3f} {opt_step:9.3f} {whole:7.3f} {whole / base:10.2f}")
+        print(f"{variant:32s} {forward:8.3f} {backward:8.3f} {opt_step:9.3f} {whole:7.3f} {whole / base:10.2f}")
 
 
 if __name__ == "__main__":

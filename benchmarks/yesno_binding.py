@@ -144,7 +144,7 @@ def main() -> None:
         from cambrian.quickstart_lib.align import AlignConfig, align_connector, nearest_word_accuracy
 
         words = [(p, (c, s)) for p, c, s in train_images[:args.align_images]]
-        log = align_connector(model, tokenizer, words, AlignConfig(seconds=0, max_steps=args.align_steps))
+        log = align_connector(model, tokenizer, words, AlignConfig(seconds=float("inf"), max_steps=args.align_steps))
         aligned = nearest_word_accuracy(model, tokenizer, [(p, (c, s)) for p, c, s in test_images[:256]],
                                         list(COLOURS + SHAPES))
         print(json.dumps({"align_steps": args.align_steps, "loss": round(log.loss[-1], 4),

@@ -29,8 +29,11 @@ class Plan:
     self_chat_tokens: int = 48
     eval_easyvqa: int | None = 300
     eval_cvbench: int | None = None
-    stage1_seconds: float = 150.0  # word alignment, the towers' pass over its images included
-    stage1_steps: int | None = None
+    # stage 1 (word alignment) runs stage1_steps or stage1_seconds, whichever ends first (the towers' pass over its
+    # images included). Colour is read as well as the alignment has converged: runs whose stage 1 got 255-294 steps
+    # read colour 58-77 %, 338-347 steps 77-88 %, 405-533 steps 84-95 % (docs/quickstart.md, session 12)
+    stage1_seconds: float = 210.0
+    stage1_steps: int | None = 500
     stage2_steps: int | None = None
     balance_yes_no: bool = True  # easy-VQA's yes/no questions redrawn to name the image's own word half the time
     twin_share: float = 0.5  # ... and this share of them asked again with the negation flipped (data.negation_twin)
@@ -41,6 +44,7 @@ class Plan:
     # stage 2 leaves SmolLM2's word embedding (tied to its LM head: 28.3M parameters) frozen: with fused AdamW a step
     # costs 0.81 of one that trains it (benchmarks/optimizer_step.py); trained, it moved 0.7 % per row in a run anyway
     train_embedding: bool = False
+    stage2_top_layers: int | None = None  # all 30 layers; 9 (of 30) gave 0.60 of the step and colour 60 % (docs)
     batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
     long_batch_size: int = 4
 
@@ -189,7 +193,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     probe_threads("stage 1")
     # stage 1: the connector learns to put its tokens on the words the captions name (align.py: why, and the loss)
     words = [(e.image, e.words) for e in stage1_data["caption"] if e.words]
-    align = AlignConfig(min(plan.stage1_seconds, train_s / 3), max_steps=plan.stage1_steps, lr=plan.connector_lr)
+    align = AlignConfig(min(plan.stage1_seconds, train_s / 3), max_steps=plan.stage1_steps, lr=plan.connector_lr,
+                        bf16=bf16)
     bar, progress = bar_for("stage 1 (word alignment)", align.max_steps, align.seconds)
     with bar:
         logs = [align_connector(model, tokenizer, words, align, progress=progress)]
@@ -200,7 +205,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve),
                          STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
-                         train_embedding=plan.train_embedding)
+                         train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
     say(f"      evaluation timed again: {eval_timing['seconds']:.0f} s with each run's faster timing; stage 2 gets "
         f"{stage2.seconds:.0f} s")
     probe_threads(stage2.name)
