@@ -44,7 +44,7 @@ class Plan:
     # stage 2 leaves SmolLM2's word embedding (tied to its LM head: 28.3M parameters) frozen: with fused AdamW a step
     # costs 0.81 of one that trains it (benchmarks/optimizer_step.py); trained, it moved 0.7 % per row in a run anyway
     train_embedding: bool = False
-    stage2_top_layers: int | None = None  # all 30 layers; 9 (of 30) gave 0.60 of the step and colour 60 % (docs)
+    stage2_top_layers: int | None = None  # all 30: the top 9 alone learned yes/no and colour slower per second (docs)
     batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
     long_batch_size: int = 4
 

@@ -16,6 +16,8 @@ from cambrian.models.configuration import TowerConfig
 from cambrian.models.towers.base import VisionTower, resize_grid, tokens_to_grid
 from cambrian.models.towers.preprocess import HALF
 
+CNN_PIXEL_LAYOUT = torch.channels_last  # a module setting, so that benchmarks can compare layouts in one process
+
 
 class TimmTower(VisionTower):
     """`config.arch = {"model_name": timm name, **create_model kwargs}`; `config.stages` selects CNN stages, or None
@@ -67,7 +69,7 @@ class TimmTower(VisionTower):
             return tokens_to_grid(tokens[:, getattr(self.model, "num_prefix_tokens", 0) :])
         # channels-last pixels take oneDNN's NHWC convolutions: EfficientNet-Lite0 on 2 CPU threads in 0.55 of the
         # time under bf16 autocast, 0.8-0.9 in fp32, the same grids to 1e-6 (benchmarks/word_alignment.py)
-        pixels = pixels.contiguous(memory_format=torch.channels_last)
+        pixels = pixels.contiguous(memory_format=CNN_PIXEL_LAYOUT)
         maps = self.model.forward_intermediates(pixels, indices=self.config.stages, intermediates_only=True)
         # every stage is resized straight to the output grid (official: each ConvNeXt stage -> 96 x 96), or onto the
         # finest selected stage when no grid_size is set; then concatenated on channels
