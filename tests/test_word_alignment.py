@@ -68,6 +68,17 @@ def test_alignment_moves_the_connectors_tokens_onto_the_words_and_trains_nothing
     assert not any(p.requires_grad for p in model.parameters())
 
 
+def test_alignment_ends_at_its_seconds_before_its_steps_and_runs_under_bf16_autocast(colour_squares):
+    """Both limits hold (a slow machine ends at the seconds); bf16 autocast trains the connector, its weights fp32."""
+    from cambrian.models.builder import build_model
+
+    model, tokenizer = build_model("cambrian-tiny")
+    assert align_connector(model, tokenizer, colour_squares, AlignConfig(seconds=0.0, max_steps=50)).steps == []
+    log = align_connector(model, tokenizer, colour_squares, AlignConfig(seconds=600, max_steps=3, bf16=True))
+    assert log.steps == [1, 2, 3] and all(torch.isfinite(torch.tensor(log.loss)))
+    assert all(p.dtype == torch.float32 for p in model.connector.parameters())
+
+
 def test_word_token_ids_are_the_mid_sentence_tokens(tiny):
     _, tokenizer = tiny
     ids = word_token_ids(tokenizer, ["red", "circle", "2"])

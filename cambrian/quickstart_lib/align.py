@@ -13,9 +13,9 @@ colours and classes), with visual tokens v_1..v_T and E[w] the LLM's input embed
 
 The LLM is not run, and the frozen towers run once per image (their grids are kept), so a step is the SVA alone:
 ~0.2 s at batch 32 on two cores against ~3 s for a stage-2 step. The in-LLM aggregation blocks read the LLM's hidden
-states and are left to stage 2. Where stage 2 computes in bf16, so does this stage (towers and SVA under autocast, the
-loss in fp32): the connector learns on the tower features it will see in stage 2 and in evaluation, and a step takes
-~0.7 of fp32's (benchmarks/word_alignment.py).
+states and are left to stage 2. `AlignConfig.bf16` runs towers and SVA under bf16 autocast (the loss in fp32): a
+step in ~0.7 of fp32's time (benchmarks/word_alignment.py), but the quickstart keeps fp32: its runs that aligned on
+bf16 tower features read colours worse (docs/quickstart.md, session 12).
 """
 
 from __future__ import annotations
