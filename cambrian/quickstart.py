@@ -105,7 +105,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     out.mkdir(parents=True, exist_ok=True)
     say = tqdm.write
 
-    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, choose_threads, keep_freed_memory
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast, bf16_matmul_probe, choose_threads, keep_freed_memory
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -118,14 +118,16 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     kept_freed_memory = on_cpu and keep_freed_memory()  # a stage-2 step: 0.87 of the time (benchmarks/allocator.py)
     if on_cpu:
         threads, probe = choose_threads()
-        bf16 = bf16_matmul_is_fast()
-        where = f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
-                                                               for n, t in probe.items()) + ")"
+        matmul = bf16_matmul_probe()  # with the threads chosen; a bf16 step took 0.55 of fp32's on an AMD EPYC (Zen 4)
+        bf16 = bf16_matmul_is_fast(matmul)
+        where = (f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
+                                                                for n, t in probe.items())
+                 + f"); a bf16 matmul takes {matmul['ratio']:.2f} of fp32's time")
     else:
-        threads, probe = torch.get_num_threads(), {}
+        threads, probe, matmul = torch.get_num_threads(), {}, {}
         bf16 = torch.cuda.is_bf16_supported()
         where = f"device: {torch.cuda.get_device_name(device)}"
-    say(f"{where}; training compute: {'bf16 autocast' + (' (AMX)' if on_cpu else '') if bf16 else 'fp32'}")
+    say(f"{where}; training compute: {'bf16 autocast' if bf16 else 'fp32'}")
     say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, SmolLM2-135M-Instruct")
     model, tokenizer = build_quickstart_model()
     model.to(device)
@@ -243,7 +245,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
-        "device": str(device), "cpu_threads": threads, "thread_probe_s": probe,
+        "device": str(device), "cpu_threads": threads, "thread_probe_s": probe, "bf16_matmul_probe_s": matmul,
         "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (

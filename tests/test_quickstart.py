@@ -258,6 +258,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     assert len(timing["per_question"]) == 4 and timing["seconds"] > 0 and timing["measured_seconds"] > 0
     assert len(timing["timings"]) == 2  # before training, and again before stage 2
     assert report["evaluation_dtype"] == ("bf16" if report["training_compute"] == "bf16 autocast" else "fp32")
+    assert report["bf16_matmul_probe_s"]["ratio"] > 0  # the measurement behind training_compute
     assert len(report["examples"]) == 3 and all(isinstance(e["answer"], str) for e in report["examples"])
     for bench in ("easyvqa", "cvbench"):  # one folder each: neither benchmark's results overwrite the other's
         results = json.loads((out / "eval" / bench / "results.json").read_text())
@@ -324,3 +325,14 @@ def test_freed_memory_is_kept_where_the_c_library_is_glibc():
 
     kept = keep_freed_memory()
     assert kept is (platform.libc_ver()[0] == "glibc")
+
+
+def test_bf16_is_chosen_by_a_timed_matmul_not_by_a_cpu_flag():
+    from cambrian.quickstart_lib.cpu import BF16_FAST_RATIO, bf16_matmul_is_fast, bf16_matmul_probe
+
+    probe = bf16_matmul_probe()
+    assert probe["fp32"] > 0 and probe["bf16"] > 0 and probe["ratio"] == pytest.approx(probe["bf16"] / probe["fp32"])
+    assert bf16_matmul_is_fast(probe) is (probe["ratio"] <= BF16_FAST_RATIO)
+    # the decision follows the timings whatever the CPU calls itself (an AMD Zen 4 has AVX-512 BF16 but no AMX)
+    assert bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.017, "ratio": 0.44})
+    assert not bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.076, "ratio": 2.0})  # emulated bf16

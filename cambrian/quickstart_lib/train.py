@@ -44,7 +44,7 @@ class StageConfig:
     first_share: float = 0.0
     warmup_steps: int = 3
     seed: int = 0
-    bf16: bool = False  # autocast matmuls to bf16 (on a GPU; on a CPU where it has AMX: cpu.bf16_matmul_is_fast)
+    bf16: bool = False  # autocast matmuls to bf16 (on a GPU; on a CPU where they are fast: cpu.bf16_matmul_is_fast)
 
 
 @dataclass
