@@ -1,0 +1,129 @@
+"""Can stage 1 teach the connector to say a 3D CV-Bench answer? (issue 7)
+
+`cvbench_oracle.py --tokens answer` showed that the LLM learns to pick the letter of the option its visual tokens
+name. For Depth and Distance the answer is fixed by the image alone (the boxed objects are drawn on it; the question
+only names them), so the connector could in principle be taught, in stage 1 and without the LLM, to put its tokens
+on the right option's words: the class word of the closer object. This probe measures how well it learns that.
+
+From a fresh cambrian-nano it runs the quickstart's stage 1 (`align.align_connector`: word alignment, frozen towers,
+connector alone) on the Depth/Distance train questions of a finished quickstart run, each image aligned to the words
+of its right option ("beach ball"), optionally mixed with the run's own alignment captions (`--captions`). Then, on
+the train and the held-out test questions, a question counts as right when the image's visual tokens lie nearer (mean
+cosine over the L x L tokens) to the LLM's embedding of the right option's first word than to the other option's.
+
+`--relate-layers N` adds N self-attention layers over the L x L aggregated queries before the projector (cells see
+each other; the SVA's queries each read one window), to see whether a connector that relates regions does better.
+That block is the probe's own, not part of the model.
+
+    .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
+        [--relate-layers 0] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+TASKS = ("Depth", "Distance")
+
+
+def answer_items(bench_dir: Path) -> list[tuple[str, list[str], str, str]]:
+    """(image path, choices, right choice, task) for every Depth / Distance question of a bench."""
+    items = []
+    for line in open(bench_dir / "test.jsonl"):
+        record = json.loads(line)
+        if record["task"] in TASKS:
+            right = record["choices"]["ABCDEF".index(record["answer"].strip("()"))]
+            items.append((str(bench_dir / record["filename"]), record["choices"], right, record["task"]))
+    return items
+
+
+def add_relate_layers(connector, layers: int) -> None:
+    """N pre-norm self-attention layers over the L x L aggregated queries (group 0), before the BatchNorm."""
+    width, side = connector.config.hidden_size, connector.config.query_side
+    layer = nn.TransformerEncoderLayer(width, 4, 2 * width, 0.0, batch_first=True, norm_first=True)
+    connector.relate = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+    connector.relate_pos = nn.Parameter(torch.randn(side * side, width) * 0.02)
+
+    def forward(self, vision):
+        images, cells = vision.windows[0].shape[:2]
+        windows = [w.flatten(0, 1) for w in vision.windows]
+        masks = [m.flatten(0, 1) for m in vision.masks]
+        context = vision.context.repeat_interleave(cells, dim=0)
+        x = self.queries[0].expand(images * cells, -1)
+        for sva_layer in self.samplers[0]:
+            x = sva_layer(x, context, windows, masks)
+        x = self.relate(x.view(images, cells, -1) + self.relate_pos).flatten(0, 1)
+        if self.query_norm is not None:
+            x = self.query_norm(x, images)
+        return self.projector(x).view(images, side, side, -1)
+
+    connector.forward = types.MethodType(forward, connector)
+
+
+@torch.no_grad()
+def answer_accuracy(model, tokenizer, items) -> dict[str, float]:
+    """Per task: share of questions whose tokens lie nearer the right option's first word than the other's."""
+    from cambrian.quickstart_lib.align import tower_grids, word_token_ids
+
+    embeddings = model.language_model.get_input_embeddings().weight.detach()
+    grids, sizes = tower_grids(model, [path for path, *_ in items])
+    tokens = F.normalize(model.connector(model.connector.prepare(grids, sizes)).flatten(1, 2).float(), dim=-1)
+    right: dict[str, list[bool]] = {}
+    for k, (_, choices, answer, task) in enumerate(items):
+        words = F.normalize(embeddings[word_token_ids(tokenizer, [c.split()[0] for c in choices])].float(), dim=-1)
+        nearest = choices[int((tokens[k] @ words.T).mean(0).argmax())]
+        right.setdefault(task, []).append(nearest == answer)
+    return {task: round(100 * sum(hits) / len(hits), 1) for task, hits in sorted(right.items())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--captions", action="store_true", help="mix in the run's own alignment captions")
+    parser.add_argument("--relate-layers", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(args.flush_denormal)
+
+    from cambrian.quickstart_lib.align import AlignConfig, align_connector
+    from cambrian.quickstart_lib.model import build_quickstart_model
+
+    train = answer_items(args.run / "data" / "cvbench-train")
+    test = answer_items(args.run / "data" / "cvbench-test")
+    captions = []
+    if args.captions:
+        with open(args.run / "data" / "alignment.jsonl") as f:
+            captions = [(row["image"], row["words"]) for row in map(json.loads, f)]
+    model, tokenizer = build_quickstart_model()
+    if args.relate_layers:
+        add_relate_layers(model.connector, args.relate_layers)
+    items = captions + [(path, answer.split()) for path, _, answer, _ in train]
+    start = time.perf_counter()
+
+    def progress(step, loss, kind, elapsed):
+        if step % 100 == 0:
+            print(f"  step {step}: loss {loss:.3f}, {elapsed:.0f} s", flush=True)
+
+    log = align_connector(model, tokenizer, items, AlignConfig(seconds=float("inf"), max_steps=args.steps),
+                          progress=progress)
+    print(f"stage 1: {args.steps} steps over {len(items)} images ({len(train)} Depth/Distance, {len(captions)} "
+          f"captions), relate layers {args.relate_layers}: {time.perf_counter() - start:.0f} s, loss "
+          f"{log.loss[0]:.3f} -> {log.loss[-1]:.3f}")
+    for name, split in (("train", train), ("test", test)):
+        scores = answer_accuracy(model, tokenizer, split)
+        print(f"{name:5s} ({len(split)} questions): " + ", ".join(f"{t} {v:.1f} %" for t, v in scores.items()))
+
+
+if __name__ == "__main__":
+    main()
