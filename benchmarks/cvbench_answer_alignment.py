@@ -13,10 +13,12 @@ cosine over the L x L tokens) to the LLM's embedding of the right option's first
 
 `--relate-layers N` adds N self-attention layers over the L x L aggregated queries before the projector (cells see
 each other; the SVA's queries each read one window), to see whether a connector that relates regions does better.
-That block is the probe's own, not part of the model.
+That block is the probe's own, not part of the model. `--train-world N` trains on the questions of a new train world
+of N images (rendered and built once under `--out`) instead of the run's 300-image one; the test questions stay the
+run's test world's.
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
-        [--relate-layers 0] [--threads 2]
+        [--relate-layers 0] [--train-world 2500] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def answer_items(bench_dir: Path) -> list[tuple[str, list[str], str, str]]:
 
 
 def add_relate_layers(connector, layers: int) -> None:
-    """N pre-norm self-attention layers over the L x L aggregated queries (group 0), before the BatchNorm."""
+    """N pre-norm self-attention layers over the L x L aggregated queries (G = 1), before the BatchNorm."""
+    if connector.config.num_groups != 1:
+        raise ValueError(f"the relate layers read one group of queries (G = 1); this connector has G = "
+                         f"{connector.config.num_groups}")
     width, side = connector.config.hidden_size, connector.config.query_side
     layer = nn.TransformerEncoderLayer(width, 4, 2 * width, 0.0, batch_first=True, norm_first=True)
     connector.relate = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -66,6 +71,19 @@ def add_relate_layers(connector, layers: int) -> None:
         return self.projector(x).view(images, side, side, -1)
 
     connector.forward = types.MethodType(forward, connector)
+
+
+def new_train_bench(out: Path, images: int, seed: int) -> Path:
+    """A CV-Bench built from a new rendered world of `images` images (the quickstart's size), kept under `out`."""
+    from cambrian.cvbench import render_world
+    from cambrian.quickstart_lib.data import WORLD_SIZE, build_bench
+
+    world = out / f"world-seed{seed}-n{images}"
+    if not (world / "annotations" / "omni3d.json").exists():
+        render_world(world, n=images, seed=seed, size=WORLD_SIZE, workers=2)
+    bench = out / f"cvbench-seed{seed}-n{images}"
+    build_bench(world, bench)
+    return bench
 
 
 @torch.no_grad()
@@ -92,6 +110,9 @@ def main() -> None:
     parser.add_argument("--relate-layers", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
+    parser.add_argument("--train-world", type=int, default=None, help="train on a new world of this many images")
+    parser.add_argument("--world-seed", type=int, default=11)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(args.flush_denormal)
@@ -99,7 +120,10 @@ def main() -> None:
     from cambrian.quickstart_lib.align import AlignConfig, align_connector
     from cambrian.quickstart_lib.model import build_quickstart_model
 
-    train = answer_items(args.run / "data" / "cvbench-train")
+    train_bench = args.run / "data" / "cvbench-train"
+    if args.train_world:
+        train_bench = new_train_bench(args.out, args.train_world, args.world_seed)
+    train = answer_items(train_bench)
     test = answer_items(args.run / "data" / "cvbench-test")
     captions = []
     if args.captions:

@@ -48,3 +48,13 @@ def test_relate_layers_let_a_cell_see_the_others(tiny):
     before, after = _tokens_after_changing_cell_zero(connector, vision)
     assert before.shape == (2, model.query_side, model.query_side, model.config.text_config.hidden_size)
     assert not torch.allclose(before.flatten(1, 2)[:, 1:], after.flatten(1, 2)[:, 1:])
+
+
+def test_a_new_train_world_is_rendered_and_built_once(tmp_path):
+    bench = probe.new_train_bench(tmp_path, 8, seed=11)
+    items = probe.answer_items(bench)
+    assert all(Path(path).is_file() and right in choices for path, choices, right, _ in items)
+    world = tmp_path / "world-seed11-n8" / "annotations" / "omni3d.json"
+    stamp = world.stat().st_mtime_ns
+    assert probe.new_train_bench(tmp_path, 8, seed=11) == bench
+    assert world.stat().st_mtime_ns == stamp  # kept, not rendered again
