@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -47,30 +46,26 @@ def answer_items(bench_dir: Path) -> list[tuple[str, list[str], str, str]]:
     return items
 
 
+class RelateThenNorm(nn.Module):
+    """Self-attention over an image's L x L aggregated queries, then the SVA's own BatchNorm (if it has one). It takes
+    the place of `query_norm`, which the SVA calls on the queries (I * L * L, C) right before the projector."""
+
+    def __init__(self, width: int, cells: int, layers: int, norm: nn.Module | None):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(width, 4, 2 * width, 0.0, batch_first=True, norm_first=True)
+        self.relate = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.pos = nn.Parameter(torch.randn(cells, width) * 0.02)
+        self.norm = norm
+
+    def forward(self, queries: torch.Tensor, images: int) -> torch.Tensor:
+        x = self.relate(queries.view(images, -1, queries.shape[-1]) + self.pos).flatten(0, 1)
+        return self.norm(x, images) if self.norm is not None else x
+
+
 def add_relate_layers(connector, layers: int) -> None:
-    """N pre-norm self-attention layers over the L x L aggregated queries (G = 1), before the BatchNorm."""
-    if connector.config.num_groups != 1:
-        raise ValueError(f"the relate layers read one group of queries (G = 1); this connector has G = "
-                         f"{connector.config.num_groups}")
-    width, side = connector.config.hidden_size, connector.config.query_side
-    layer = nn.TransformerEncoderLayer(width, 4, 2 * width, 0.0, batch_first=True, norm_first=True)
-    connector.relate = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
-    connector.relate_pos = nn.Parameter(torch.randn(side * side, width) * 0.02)
-
-    def forward(self, vision):
-        images, cells = vision.windows[0].shape[:2]
-        windows = [w.flatten(0, 1) for w in vision.windows]
-        masks = [m.flatten(0, 1) for m in vision.masks]
-        context = vision.context.repeat_interleave(cells, dim=0)
-        x = self.queries[0].expand(images * cells, -1)
-        for sva_layer in self.samplers[0]:
-            x = sva_layer(x, context, windows, masks)
-        x = self.relate(x.view(images, cells, -1) + self.relate_pos).flatten(0, 1)
-        if self.query_norm is not None:
-            x = self.query_norm(x, images)
-        return self.projector(x).view(images, side, side, -1)
-
-    connector.forward = types.MethodType(forward, connector)
+    """N pre-norm self-attention layers over the L x L aggregated queries (all G groups), before the BatchNorm."""
+    width = connector.config.hidden_size * connector.config.num_groups
+    connector.query_norm = RelateThenNorm(width, connector.config.query_side ** 2, layers, connector.query_norm)
 
 
 def new_train_bench(out: Path, images: int, seed: int) -> Path:
