@@ -318,6 +318,31 @@ def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_shor
     assert kept["per_question"] == faster["per_question"]
 
 
+def test_the_saved_model_is_evaluated_in_a_fresh_process_as_in_this_one(tiny_short, write_tiny_cvbench, tmp_path):
+    from cambrian.models.builder import load_model, save_model
+    from cambrian.quickstart_lib.evaluate import evaluate, evaluate_in_fresh_process
+
+    model, tokenizer = tiny_short
+    save_model(model, tokenizer, tmp_path / "model")
+    bench = write_tiny_cvbench(tmp_path / "bench", [((80 * k, 90, 160), "AB"[k % 2]) for k in range(3)])
+    lines = []
+    fresh = evaluate_in_fresh_process(tmp_path / "model", bench, tmp_path / "fresh", 8, None, "fp32", "cpu", 1,
+                                      log=lines.append)
+    assert any(line.startswith("cvbench: 3 samples") for line in lines)  # the process's log, passed on
+    assert json.loads((tmp_path / "fresh" / "scores.json").read_text()) == fresh
+    here = evaluate(*load_model(tmp_path / "model"), tmp_path / "model", bench, tmp_path / "here", 8, None,
+                    log=lambda *a: None)
+    for name in ("easyvqa", "cvbench"):
+        assert fresh[name]["n"] == here[name]["n"] > 0
+        for key in ("vision_on", "vision_off", "random"):
+            assert fresh[name][key] == pytest.approx(here[name][key])
+        assert [s["resps"] for s in fresh[name]["samples"]] == [s["resps"] for s in here[name]["samples"]]
+
+    with pytest.raises(RuntimeError, match="exited with 1.*rerun alone: .*cambrian.quickstart_lib.evaluate"):
+        evaluate_in_fresh_process(tmp_path / "no-model", bench, tmp_path / "none", 8, None, "fp32", "cpu", 1,
+                                  log=lines.append)
+
+
 def test_freed_memory_is_kept_where_the_c_library_is_glibc():
     import platform
 
