@@ -15,10 +15,12 @@ cosine over the L x L tokens) to the LLM's embedding of the right option's first
 each other; the SVA's queries each read one window), to see whether a connector that relates regions does better.
 That block is the probe's own, not part of the model. `--train-world N` trains on the questions of a new train world
 of N images (rendered and built once under `--out`) instead of the run's 300-image one; the test questions stay the
-run's test world's.
+run's test world's. `--fine-view 2,3@32` puts the 256 px tower on EfficientNet stages 2 and 3 (strides 8 and 16)
+on a 32 x 32 grid instead of stages 3 and 4 on 16 x 16, to see whether the drawn boxes' thin outlines are read better.
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
-        [--relate-layers 0] [--train-world 2500] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
+        [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--flush-denormal] [--threads 2] \\
+        [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
@@ -81,6 +83,21 @@ def new_train_bench(out: Path, images: int, seed: int) -> Path:
     return bench
 
 
+def build_with_fine_view(view: str):
+    """cambrian-nano with its 256 px tower on other EfficientNet stages and grid ("2,3@32"); the rest unchanged."""
+    from dataclasses import asdict
+
+    from cambrian.models.builder import build_model
+    from cambrian.models.towers.registry import resolve_tower
+    from cambrian.quickstart_lib.model import quickstart_config
+
+    stages, grid = view.split("@")
+    config = quickstart_config()
+    fine = resolve_tower(config.towers[0]["name"], stages=[int(s) for s in stages.split(",")], grid_size=int(grid))
+    config.towers[0] = asdict(fine)
+    return build_model(config)
+
+
 @torch.no_grad()
 def answer_accuracy(model, tokenizer, items) -> dict[str, float]:
     """Per task: share of questions whose tokens lie nearer the right option's first word than the other's."""
@@ -107,6 +124,9 @@ def main() -> None:
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
     parser.add_argument("--train-world", type=int, default=None, help="train on a new world of this many images")
     parser.add_argument("--world-seed", type=int, default=11)
+    parser.add_argument("--fine-view", default=None, metavar="STAGES@GRID",
+                        help="the 256 px tower's EfficientNet stages and grid instead of 3,4@16, e.g. 2,3@32 "
+                             "(stride 8: a drawn box's 2 px outline on a finer grid)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -124,7 +144,7 @@ def main() -> None:
     if args.captions:
         with open(args.run / "data" / "alignment.jsonl") as f:
             captions = [(row["image"], row["words"]) for row in map(json.loads, f)]
-    model, tokenizer = build_quickstart_model()
+    model, tokenizer = build_quickstart_model() if args.fine_view is None else build_with_fine_view(args.fine_view)
     if args.relate_layers:
         add_relate_layers(model.connector, args.relate_layers)
     items = captions + [(path, answer.split()) for path, _, answer, _ in train]

@@ -58,3 +58,15 @@ def test_a_new_train_world_is_rendered_and_built_once(tmp_path):
     stamp = world.stat().st_mtime_ns
     assert probe.new_train_bench(tmp_path, 8, seed=11) == bench
     assert world.stat().st_mtime_ns == stamp  # kept, not rendered again
+
+
+def test_the_fine_view_puts_the_256_px_tower_on_other_stages_and_grid():
+    from PIL import Image
+
+    model, _ = probe.build_with_fine_view("2,3@32")
+    fine, coarse = model.towers
+    assert (fine.config.stages, fine.grid_size, fine.hidden_size) == ([2, 3], 32, 40 + 112)  # stride 8 and 16
+    assert (coarse.config.stages, coarse.grid_size) == ([3, 4], 8)  # the 128 px view as cambrian-nano has it
+    with torch.no_grad():
+        encoded = model.encode_images(**model.image_inputs([Image.new("RGB", (256, 256), (200, 30, 30))]))
+    assert encoded.tokens[0].shape[0] == model.query_side ** 2 + model.query_side  # 16 tokens + 4 newlines
