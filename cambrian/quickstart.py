@@ -238,6 +238,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
 
     examples = example_answers(model, tokenizer, test_world, out, random.Random(0), smoke)  # fp32, as chat answers
     del model  # the evaluation loads the saved one in a fresh process (evaluate.py says why)
+    if not on_cpu:
+        torch.cuda.empty_cache()
     evaluation_start = time.perf_counter()
     scores = evaluate_in_fresh_process(model_dir, test_bench, out / "eval", plan.eval_easyvqa, plan.eval_cvbench,
                                        eval_dtype, device.type, threads, log=say)

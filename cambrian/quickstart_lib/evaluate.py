@@ -3,8 +3,8 @@ synthetic CV-Bench of the test world, each with vision on and off; random-guess 
 
 The quickstart evaluates its saved model in a fresh Python process (`evaluate_in_fresh_process`, which runs this
 module): in the process that trained, the same evaluation of the same model took 59.7 s against 34.3 s in a new
-process (docs/quickstart.md, session 13), and the time kept for it is timed before training, when the process is
-as fresh.
+process (docs/quickstart.md, session 13); the time kept for it is timed before training, in a process that has not
+trained yet.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 PROBE_QUESTIONS = 16  # one batch of each evaluation run, timed before training
 PROBE_NEW_TOKENS = 3  # a trained model's answers: a word or a letter, then the end of the turn
+SCORES_FILE = "scores.json"  # what the evaluation's own process writes for the quickstart to read
 
 
 EvalRunSpec = tuple[str, str, int | None, bool]  # benchmark name, bench spec, question limit, vision
@@ -74,9 +75,6 @@ def evaluate_in_fresh_process(model_dir: Path, bench_dir: Path, out: Path, n_eas
         raise RuntimeError(f"the evaluation process exited with {process.returncode} (its output is above); the "
                            f"model is saved, so the evaluation can be rerun alone: {' '.join(command)}")
     return json.loads(scores_file.read_text())
-
-
-SCORES_FILE = "scores.json"
 
 
 def _limit_arg(limit: int | None) -> str:
