@@ -83,18 +83,23 @@ def new_train_bench(out: Path, images: int, seed: int) -> Path:
     return bench
 
 
-def build_with_fine_view(view: str):
-    """cambrian-nano with its 256 px tower on other EfficientNet stages and grid ("2,3@32"); the rest unchanged."""
+def build_variant(fine_view: str | None = None, query_side: int | None = None):
+    """cambrian-nano with its 256 px tower on other EfficientNet stages and grid (fine_view "2,3@32") and/or another
+    L (query_side: L x L visual tokens); the rest unchanged."""
     from dataclasses import asdict
 
     from cambrian.models.builder import build_model
     from cambrian.models.towers.registry import resolve_tower
     from cambrian.quickstart_lib.model import quickstart_config
 
-    stages, grid = view.split("@")
     config = quickstart_config()
-    fine = resolve_tower(config.towers[0]["name"], stages=[int(s) for s in stages.split(",")], grid_size=int(grid))
-    config.towers[0] = asdict(fine)
+    if fine_view is not None:
+        stages, grid = fine_view.split("@")
+        fine = resolve_tower(config.towers[0]["name"], stages=[int(s) for s in stages.split(",")],
+                             grid_size=int(grid))
+        config.towers[0] = asdict(fine)
+    if query_side is not None:
+        config.connector["query_side"] = query_side
     return build_model(config)
 
 
@@ -130,7 +135,8 @@ def main() -> None:
     parser.add_argument("--flush-denormal", action="store_true", help="torch.set_flush_denormal(True)")
     parser.add_argument("--train-world", type=int, default=None, help="train on a new world of this many images")
     parser.add_argument("--world-seed", type=int, default=11)
-    parser.add_argument("--score-train", type=int, default=2000, help="train questions scored (the first N)")
+    parser.add_argument("--query-side", type=int, default=None, help="L (L x L visual tokens) instead of 4")
+    parser.add_argument("--score-train", type=int, default=2000, help="about this many train questions scored")
     parser.add_argument("--fine-view", default=None, metavar="STAGES@GRID",
                         help="the 256 px tower's EfficientNet stages and grid instead of 3,4@16, e.g. 2,3@32 "
                              "(stride 8: a drawn box's 2 px outline on a finer grid)")
@@ -140,7 +146,6 @@ def main() -> None:
     torch.set_flush_denormal(args.flush_denormal)
 
     from cambrian.quickstart_lib.align import AlignConfig, align_connector
-    from cambrian.quickstart_lib.model import build_quickstart_model
 
     train_bench = args.run / "data" / "cvbench-train"
     if args.train_world:
@@ -151,7 +156,7 @@ def main() -> None:
     if args.captions:
         with open(args.run / "data" / "alignment.jsonl") as f:
             captions = [(row["image"], row["words"]) for row in map(json.loads, f)]
-    model, tokenizer = build_quickstart_model() if args.fine_view is None else build_with_fine_view(args.fine_view)
+    model, tokenizer = build_variant(args.fine_view, args.query_side)
     if args.relate_layers:
         add_relate_layers(model.connector, args.relate_layers)
     items = captions + [(path, answer.split()) for path, _, answer, _ in train]
@@ -166,8 +171,8 @@ def main() -> None:
     print(f"stage 1: {args.steps} steps over {len(items)} images ({len(train)} Depth/Distance, {len(captions)} "
           f"captions), relate layers {args.relate_layers}: {time.perf_counter() - start:.0f} s, loss "
           f"{log.loss[0]:.3f} -> {log.loss[-1]:.3f}")
-    # the train score on its first --score-train questions (the world's questions come in image order)
-    for name, split in (("train", train[:args.score_train]), ("test", test)):
+    # the train score on --score-train of its questions, spread over them (the world's questions come task by task)
+    for name, split in (("train", train[::max(1, len(train) // args.score_train)]), ("test", test)):
         scores = answer_accuracy(model, tokenizer, split)
         print(f"{name:5s} ({len(split)} questions): " + ", ".join(f"{t} {v:.1f} %" for t, v in scores.items()))
 

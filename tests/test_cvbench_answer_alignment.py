@@ -60,13 +60,13 @@ def test_a_new_train_world_is_rendered_and_built_once(tmp_path):
     assert world.stat().st_mtime_ns == stamp  # kept, not rendered again
 
 
-def test_the_fine_view_puts_the_256_px_tower_on_other_stages_and_grid():
+def test_a_variant_puts_the_256_px_tower_on_other_stages_and_grid_and_another_query_side():
     from PIL import Image
 
-    model, _ = probe.build_with_fine_view("2,3@32")
+    model, _ = probe.build_variant("2,3@32", query_side=8)
     fine, coarse = model.towers
     assert (fine.config.stages, fine.grid_size, fine.hidden_size) == ([2, 3], 32, 40 + 112)  # stride 8 and 16
     assert (coarse.config.stages, coarse.grid_size) == ([3, 4], 8)  # the 128 px view as cambrian-nano has it
     with torch.no_grad():
         encoded = model.encode_images(**model.image_inputs([Image.new("RGB", (256, 256), (200, 30, 30))]))
-    assert encoded.tokens[0].shape[0] == model.query_side ** 2 + model.query_side  # 16 tokens + 4 newlines
+    assert model.query_side == 8 and encoded.tokens[0].shape[0] == 8 * 8 + 8  # L x L tokens + L newlines
