@@ -16,11 +16,12 @@ each other; the SVA's queries each read one window), to see whether a connector 
 That block is the probe's own, not part of the model. `--train-world N` trains on the questions of a new train world
 of N images (rendered and built once under `--out`) instead of the run's 300-image one; the test questions stay the
 run's test world's. `--fine-view 2,3@32` puts the 256 px tower on EfficientNet stages 2 and 3 (strides 8 and 16)
-on a 32 x 32 grid instead of stages 3 and 4 on 16 x 16, to see whether the drawn boxes' thin outlines are read better.
+on a 32 x 32 grid instead of stages 3 and 4 on 16 x 16, to see whether the drawn boxes' thin outlines are read better;
+`--query-side 8` gives the SVA L = 8 (64 visual tokens) instead of 4.
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
-        [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--flush-denormal] [--threads 2] \\
-        [--out /tmp/cvbench-answer-alignment]
+        [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--query-side 8] [--score-train 2000] \\
+        [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
