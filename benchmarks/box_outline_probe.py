@@ -49,7 +49,7 @@ def outline_cells(box: list[float], side: int, grid: int, bottom_only: bool = Fa
 
 
 def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Probability that a positive cell scores above a negative one (ties count half)."""
+    """Probability that a positive cell scores above a negative one (ties broken arbitrarily: scores are floats)."""
     pos, neg = scores[labels], scores[~labels]
     if len(pos) == 0 or len(neg) == 0:
         return float("nan")
@@ -105,15 +105,14 @@ def main() -> None:
         raise SystemExit(f"{args.bench} has {len(items)} Depth questions; --train + --test asks for "
                          f"{args.train + args.test}")
     side = tower.config.image_size
+    split = args.train * tower.grid_size ** 2  # the train images' cells come first
     features = cell_features(tower, [path for path, _ in items])
-    features = (features - features[:args.train * tower.grid_size ** 2].mean(0)) / (
-        features[:args.train * tower.grid_size ** 2].std(0) + 1e-6)
+    features = (features - features[:split].mean(0)) / (features[:split].std(0) + 1e-6)
     targets = {
         "red outline": [outline_cells(boxes[0], side, tower.grid_size) for _, boxes in items],
         "blue outline": [outline_cells(boxes[1], side, tower.grid_size) for _, boxes in items],
         "red bottom edge": [outline_cells(boxes[0], side, tower.grid_size, bottom_only=True) for _, boxes in items],
     }
-    split = args.train * tower.grid_size ** 2
     print(f"view {args.view}: {tower.grid_size}x{tower.grid_size} grid, {features.shape[1]} channels; cells of "
           f"{args.train} train / {args.test} test Depth images of {args.bench}")
     for name, cells in targets.items():

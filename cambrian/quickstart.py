@@ -67,8 +67,9 @@ DEVICES = ("cpu", "cuda")
 # others 0.95-1.22) in the first run with this reserve, which then ended 8 s inside the 15 minutes. 1.5 leaves ~30 s.
 EVAL_MARGIN = 1.5
 FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the interpreter start before the clock
-# the evaluation's own Python process (evaluate.evaluate_in_fresh_process): importing torch and transformers and
-# loading the saved model took 7.6 s of a smoke run's 9.9 s of evaluation on this 2-core machine
+# the evaluation's own Python process (evaluate.evaluate_in_fresh_process): its start (importing torch and transformers,
+# loading the saved model) and its scoring took 7.0 s beyond the runs' own seconds in a smoke run, 7.7 and 8.3 s in
+# two full runs on this 2-core machine (docs/quickstart.md, session 14)
 EVAL_PROCESS_START_S = 15.0
 # stage-2 steps of the CPU runs of this recipe (frozen word embedding, docs/quickstart.md session 10): 130, 162, 170,
 # 188 and 197 gave easy-VQA 91.7, 99.0, 89.0, 98.3, 98.0 % (and 130 at LLM lr 2e-4: 91.7 %). Fewer were not measured;
