@@ -17,17 +17,20 @@ That block is the probe's own, not part of the model. `--train-world N` trains o
 of N images (rendered and built once under `--out`) instead of the run's 300-image one; the test questions stay the
 run's test world's. `--fine-view 2,3@32` puts the 256 px tower on EfficientNet stages 2 and 3 (strides 8 and 16)
 on a 32 x 32 grid instead of stages 3 and 4 on 16 x 16, to see whether the drawn boxes' thin outlines are read better;
-`--query-side 8` gives the SVA L = 8 (64 visual tokens) instead of 4.
+`--query-side 8` gives the SVA L = 8 (64 visual tokens) instead of 4. `--target colour` aligns each image to the colour
+of the box drawn around the right option's object ("red", "blue", "green") instead of its class word: the comparison
+alone, without recognising the object.
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
         [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--query-side 8] [--score-train 2000] \\
-        [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
+        [--target word|colour] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -36,16 +39,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 TASKS = ("Depth", "Distance")
+BOXED = re.compile(r"the ([a-z ]+?) \((?:highlighted|annotated) by a (red|blue|green) box\)")
 
 
-def answer_items(bench_dir: Path) -> list[tuple[str, list[str], str, str]]:
-    """(image path, choices, right choice, task) for every Depth / Distance question of a bench."""
+def box_colours(question: str, choices: list[str]) -> list[str]:
+    """The colour of the box drawn around each choice's object, read off the question ("the tent (highlighted by a
+    blue box)")."""
+    colour = {name: box for name, box in BOXED.findall(question)}
+    return [colour[choice] for choice in choices]
+
+
+def answer_items(bench_dir: Path, target: str = "word") -> list[tuple[str, list[str], str, str]]:
+    """(image path, choices, right choice, task) for every Depth / Distance question of a bench. With target
+    "colour" the choices are the colours of the options' boxes ("red", "blue") instead of their class words."""
     items = []
     for line in open(bench_dir / "test.jsonl"):
         record = json.loads(line)
         if record["task"] in TASKS:
-            right = record["choices"]["ABCDEF".index(record["answer"].strip("()"))]
-            items.append((str(bench_dir / record["filename"]), record["choices"], right, record["task"]))
+            choices = record["choices"]
+            if target == "colour":
+                choices = box_colours(record["question"], choices)
+            right = choices["ABCDEF".index(record["answer"].strip("()"))]
+            items.append((str(bench_dir / record["filename"]), choices, right, record["task"]))
     return items
 
 
@@ -141,6 +156,9 @@ def main() -> None:
     parser.add_argument("--fine-view", default=None, metavar="STAGES@GRID",
                         help="the 256 px tower's EfficientNet stages and grid instead of 3,4@16, e.g. 2,3@32 "
                              "(stride 8: a drawn box's 2 px outline on a finer grid)")
+    parser.add_argument("--target", choices=("word", "colour"), default="word",
+                        help="align each image to its right option's class word, or to the colour of the box drawn "
+                             "around it (red / blue / green: the comparison without naming the object)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -151,8 +169,8 @@ def main() -> None:
     train_bench = args.run / "data" / "cvbench-train"
     if args.train_world:
         train_bench = new_train_bench(args.out, args.train_world, args.world_seed)
-    train = answer_items(train_bench)
-    test = answer_items(args.run / "data" / "cvbench-test")
+    train = answer_items(train_bench, args.target)
+    test = answer_items(args.run / "data" / "cvbench-test", args.target)
     captions = []
     if args.captions:
         with open(args.run / "data" / "alignment.jsonl") as f:

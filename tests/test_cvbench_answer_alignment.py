@@ -1,5 +1,6 @@
 """The 3D answer-alignment probe (benchmarks/cvbench_answer_alignment.py): it reads each Depth / Distance question's
-right option, and its relate layers let every cell's token depend on the other cells' windows."""
+right option (its class word, or the colour of the box drawn around it), and its relate layers let every cell's token
+depend on the other cells' windows."""
 
 import copy
 import importlib.util
@@ -22,6 +23,19 @@ def test_answer_items_keep_the_3d_questions_with_their_right_option(tmp_path):
     items = probe.answer_items(tmp_path)
     assert [(Path(p).name, right, task) for p, _, right, task in items] == [
         ("d_1.png", "traffic cone", "Depth"), ("e_1.png", "ball", "Distance")]
+
+
+def test_the_colour_target_names_the_box_drawn_around_the_right_option(tmp_path):
+    from cambrian.cvbench.questions import DEPTH, DISTANCE
+
+    rows = [{"task": "Depth", "question": DEPTH.format(a="traffic cone", b="sofa"),
+             "choices": ["sofa", "traffic cone"], "answer": "(B)", "filename": "img/3D/d_1.png"},
+            {"task": "Distance", "question": DISTANCE.format(anchor="tent", a="crate", b="beach ball"),
+             "choices": ["beach ball", "crate"], "answer": "(A)", "filename": "img/3D/e_1.png"}]
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    items = probe.answer_items(tmp_path, target="colour")
+    assert [(choices, right) for _, choices, right, _ in items] == [(["blue", "red"], "red"),
+                                                                    (["green", "blue"], "green")]
 
 
 def _tokens_after_changing_cell_zero(connector, vision):
