@@ -329,6 +329,7 @@ def test_the_saved_model_is_evaluated_in_a_fresh_process_as_in_this_one(tiny_sho
     fresh = evaluate_in_fresh_process(tmp_path / "model", bench, tmp_path / "fresh", 8, None, "fp32", "cpu", 1,
                                       log=lines.append)
     assert any(line.startswith("cvbench: 3 samples") for line in lines)  # the process's log, passed on
+    assert not any("Loading weights" in line for line in lines)  # transformers' progress bar stays out of it
     assert json.loads((tmp_path / "fresh" / "scores.json").read_text()) == fresh
     here = evaluate(*load_model(tmp_path / "model"), tmp_path / "model", bench, tmp_path / "here", 8, None,
                     log=lambda *a: None)

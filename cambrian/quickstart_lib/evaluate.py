@@ -88,6 +88,7 @@ def _limit(text: str) -> int | None:
 def main(argv: list[str] | None = None) -> None:
     """python -m cambrian.quickstart_lib.evaluate --model DIR --bench DIR --out DIR ...: what the quickstart runs."""
     import torch
+    import transformers
 
     from cambrian.models.builder import load_model
     from cambrian.quickstart_lib.cpu import keep_freed_memory
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.device == "cpu":
         keep_freed_memory()
     torch.set_num_threads(args.threads)
+    transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the quickstart's log
     model, tokenizer = load_model(args.model)
     model.to(args.device)
     scores = evaluate(model, tokenizer, args.model, args.bench, args.out, args.easyvqa, args.cvbench, args.dtype,
