@@ -19,18 +19,18 @@ run's test world's. `--fine-view 2,3@32` puts the 256 px tower on EfficientNet s
 on a 32 x 32 grid instead of stages 3 and 4 on 16 x 16, to see whether the drawn boxes' thin outlines are read better;
 `--query-side 8` gives the SVA L = 8 (64 visual tokens) instead of 4. `--target colour` aligns each image to the colour
 of the box drawn around the right option's object ("red", "blue", "green") instead of its class word: the comparison
-alone, without recognising the object.
+alone, without recognising the object. `--tasks Relation` takes the Relation questions instead (their answer, "left",
+"right", "above" or "below", is a word the image alone gives in most of them: `cvbench_box_rules.py`).
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
         [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--query-side 8] [--score-train 2000] \\
-        [--target word|colour] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
+        [--target word|colour] [--tasks Depth,Distance] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -39,23 +39,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 TASKS = ("Depth", "Distance")
-BOXED = re.compile(r"the ([a-z ]+?) \((?:highlighted|annotated) by a (red|blue|green) box\)")
 
 
 def box_colours(question: str, choices: list[str]) -> list[str]:
     """The colour of the box drawn around each choice's object, read off the question ("the tent (highlighted by a
     blue box)")."""
-    colour = {name: box for name, box in BOXED.findall(question)}
+    from cambrian.cvbench.questions import boxed_objects
+
+    colour = boxed_objects(question)
     return [colour[choice] for choice in choices]
 
 
-def answer_items(bench_dir: Path, target: str = "word") -> list[tuple[str, list[str], str, str]]:
-    """(image path, choices, right choice, task) for every Depth / Distance question of a bench. With target
-    "colour" the choices are the colours of the options' boxes ("red", "blue") instead of their class words."""
+def answer_items(bench_dir: Path, target: str = "word", tasks: tuple[str, ...] = TASKS
+                 ) -> list[tuple[str, list[str], str, str]]:
+    """(image path, choices, right choice, task) for every question of `tasks` in a bench. With target "colour" the
+    choices are the colours of the options' boxes ("red", "blue") instead of their class words (Depth, Distance)."""
     items = []
     for line in open(bench_dir / "test.jsonl"):
         record = json.loads(line)
-        if record["task"] in TASKS:
+        if record["task"] in tasks:
             choices = record["choices"]
             if target == "colour":
                 choices = box_colours(record["question"], choices)
@@ -159,6 +161,9 @@ def main() -> None:
     parser.add_argument("--target", choices=("word", "colour"), default="word",
                         help="align each image to its right option's class word, or to the colour of the box drawn "
                              "around it (red / blue / green: the comparison without naming the object)")
+    parser.add_argument("--tasks", default=",".join(TASKS),
+                        help="CV-Bench tasks whose questions are aligned and scored: Depth, Distance and Relation "
+                             "(its answer, left / right / above / below, is a direction word)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -169,8 +174,11 @@ def main() -> None:
     train_bench = args.run / "data" / "cvbench-train"
     if args.train_world:
         train_bench = new_train_bench(args.out, args.train_world, args.world_seed)
-    train = answer_items(train_bench, args.target)
-    test = answer_items(args.run / "data" / "cvbench-test", args.target)
+    tasks = tuple(args.tasks.split(","))
+    if args.target == "colour" and "Relation" in tasks:
+        parser.error("--target colour needs boxed options: Depth and Distance, not Relation")
+    train = answer_items(train_bench, args.target, tasks)
+    test = answer_items(args.run / "data" / "cvbench-test", args.target, tasks)
     captions = []
     if args.captions:
         with open(args.run / "data" / "alignment.jsonl") as f:
@@ -187,8 +195,8 @@ def main() -> None:
 
     log = align_connector(model, tokenizer, items, AlignConfig(seconds=float("inf"), max_steps=args.steps),
                           progress=progress)
-    print(f"stage 1: {args.steps} steps over {len(items)} images ({len(train)} Depth/Distance, {len(captions)} "
-          f"captions), relate layers {args.relate_layers}: {time.perf_counter() - start:.0f} s, loss "
+    print(f"stage 1: {args.steps} steps over {len(items)} images ({len(train)} questions of {args.tasks}, "
+          f"{len(captions)} captions), relate layers {args.relate_layers}: {time.perf_counter() - start:.0f} s, loss "
           f"{log.loss[0]:.3f} -> {log.loss[-1]:.3f}")
     # the train score on --score-train of its questions, spread over them (the world's questions come task by task)
     for name, split in (("train", train[::max(1, len(train) // args.score_train)]), ("test", test)):

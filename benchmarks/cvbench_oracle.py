@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import time
 from pathlib import Path
 
@@ -89,8 +88,9 @@ def bench_cells(bench_dir: Path, world_dir: Path, side: int, min_visibility: flo
 
 def answer_box_colour(question: str, answer: str) -> str | None:
     """The colour of the box the question draws around the object named `answer` (Depth, Distance), else None."""
-    found = re.search(rf"the {re.escape(answer)} \(highlighted by a (\w+) box\)", question)
-    return found.group(1) if found else None
+    from cambrian.cvbench.questions import boxed_objects
+
+    return boxed_objects(question).get(answer)
 
 
 def answer_cells(bench_dir: Path, side: int, box_colour: bool = False) -> dict[str, list]:

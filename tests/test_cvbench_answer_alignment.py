@@ -23,6 +23,7 @@ def test_answer_items_keep_the_3d_questions_with_their_right_option(tmp_path):
     items = probe.answer_items(tmp_path)
     assert [(Path(p).name, right, task) for p, _, right, task in items] == [
         ("d_1.png", "traffic cone", "Depth"), ("e_1.png", "ball", "Distance")]
+    assert [task for *_, task in probe.answer_items(tmp_path, tasks=("Count", "Depth"))] == ["Depth", "Count"]
 
 
 def test_the_colour_target_names_the_box_drawn_around_the_right_option(tmp_path):

@@ -20,6 +20,7 @@ a boxed object's box (else the drawn box could point at either). Answer letters 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,16 @@ DEPTH = ("Which object is closer to the camera taking this photo, the {a} (highl
 DISTANCE = ("Estimate the real-world distances between objects in this image. Which object is closer to the "
             "{anchor} (highlighted by a red box), the {a} (highlighted by a blue box) or the {b} (highlighted by a "
             "green box)?")
+
+# "the tent (highlighted by a blue box)": the name is the words after the last "the" before the parenthesis
+BOXED_OBJECT = re.compile(r"\bthe ((?:(?!\bthe\b)[a-z ])+?) "
+                          r"\((?:highlighted|annotated) by (?:a|the) (red|blue|green) box\)")
+
+
+def boxed_objects(question: str) -> dict[str, str]:
+    """Object name -> the colour of the box a question (one of the templates above) draws around it, read off its
+    text: "the tent (highlighted by a blue box)" -> {"tent": "blue"}."""
+    return dict(BOXED_OBJECT.findall(question))
 
 
 @dataclass(frozen=True)
