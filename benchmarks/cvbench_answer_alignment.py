@@ -24,13 +24,15 @@ alone, without recognising the object. `--tasks Relation` takes the Relation que
 
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
         [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--query-side 8] [--score-train 2000] \\
-        [--target word|colour] [--tasks Depth,Distance] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
+        [--target word|colour] [--tasks Depth,Distance] [--per-task N] [--then-cvbench SECONDS] \\
+        [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -164,6 +166,13 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS),
                         help="CV-Bench tasks whose questions are aligned and scored: Depth, Distance and Relation "
                              "(its answer, left / right / above / below, is a direction word)")
+    parser.add_argument("--per-task", type=int, default=None,
+                        help="at most this many of the new world's questions per task (memory: ~1.3 GB of tower "
+                             "grids per 1,000 images)")
+    parser.add_argument("--then-cvbench", type=float, default=None, metavar="SECONDS",
+                        help="then train connector + LLM on the run's CV-Bench train questions (letter answers, as "
+                             "the quickstart's stage 2 does) for SECONDS, and score the test world's CV-Bench with "
+                             "vision on and off; the run's train questions of --tasks join the alignment")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -178,6 +187,10 @@ def main() -> None:
     if args.target == "colour" and "Relation" in tasks:
         parser.error("--target colour needs boxed options: Depth and Distance, not Relation")
     train = answer_items(train_bench, args.target, tasks)
+    if args.per_task:
+        train = [item for task in tasks for item in [i for i in train if i[3] == task][:args.per_task]]
+    if args.then_cvbench is not None and args.train_world:
+        train += answer_items(args.run / "data" / "cvbench-train", args.target, tasks)
     test = answer_items(args.run / "data" / "cvbench-test", args.target, tasks)
     captions = []
     if args.captions:
@@ -202,6 +215,35 @@ def main() -> None:
     for name, split in (("train", train[::max(1, len(train) // args.score_train)]), ("test", test)):
         scores = answer_accuracy(model, tokenizer, split)
         print(f"{name:5s} ({len(split)} questions): " + ", ".join(f"{t} {v:.1f} %" for t, v in scores.items()))
+    if args.then_cvbench is not None:
+        cvbench_end_to_end(model, tokenizer, args.run, args.then_cvbench, args.out)
+
+
+def cvbench_end_to_end(model, tokenizer, run: Path, seconds: float, out: Path) -> None:
+    """Stage 2 on CV-Bench alone from the aligned connector and the pretrained LLM, as `cvbench_oracle.py` trains it
+    (connector + LLM at 1e-4, batch 8, the word embedding frozen), then the test world's official score."""
+    from cambrian.eval.runner import EvalConfig, run_eval
+    from cambrian.quickstart_lib import data as qdata
+    from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast
+    from cambrian.quickstart_lib.model import use_short_template
+    from cambrian.quickstart_lib.train import StageConfig, train_stage
+
+    use_short_template(tokenizer)
+    data = run / "data"
+    questions = qdata.world_examples(next(data.glob("world-train-*")), data / "cvbench-train", 0, 0, seed=0,
+                                     turns_per_image=3)["cvbench"]
+    stage = StageConfig("stage 2 (CV-Bench only)", seconds, {"cvbench": 1.0}, 1e-4, 1e-4, batch_size=8,
+                        bf16=bf16_matmul_is_fast(), train_embedding=False)
+    start = time.perf_counter()
+    log = train_stage(model, tokenizer, {"cvbench": questions}, stage)
+    print(f"stage 2: {len(log.steps)} CV-Bench batches in {time.perf_counter() - start:.0f} s, loss (mean of 10) "
+          f"{statistics.fmean(log.loss[:10]):.3f} -> {statistics.fmean(log.loss[-10:]):.3f}", flush=True)
+    for vision in (True, False):
+        config = EvalConfig(model=str(run / "model"), benches=[f"cvbench:{data / 'cvbench-test'}"],
+                            out=out / ("eval" if vision else "eval-novision"), batch_size=16, vision=vision)
+        result = run_eval(config, model=model, tokenizer=tokenizer, log=lambda *a: None).results[0]
+        per_task = ", ".join(f"{k} {v:.1f}" for k, v in sorted(result.metrics.get("per_task", {}).items()))
+        print(f"CV-Bench, vision {'on' if vision else 'off'}: {result.score:.1f} % ({per_task})", flush=True)
 
 
 if __name__ == "__main__":
