@@ -20,6 +20,7 @@ def test_boxed_objects_reads_every_template():
     assert boxed_objects(DISTANCE.format(anchor="tent", a="crate", b="beach ball")) == {
         "tent": "red", "crate": "blue", "beach ball": "green"}
     assert boxed_objects(RELATION.format(a="suitcase", b="sofa")) == {"suitcase": "red"}
+    assert boxed_objects(DEPTH.format(a="t-shirt", b="night stand")) == {"t-shirt": "red", "night stand": "blue"}
     assert boxed_objects("How many sofas are in the image?") == {}
 
 

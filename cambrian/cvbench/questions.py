@@ -40,8 +40,9 @@ DISTANCE = ("Estimate the real-world distances between objects in this image. Wh
             "{anchor} (highlighted by a red box), the {a} (highlighted by a blue box) or the {b} (highlighted by a "
             "green box)?")
 
-# "the tent (highlighted by a blue box)": the name is the words after the last "the" before the parenthesis
-BOXED_OBJECT = re.compile(r"\bthe ((?:(?!\bthe\b)[a-z ])+?) "
+# "the tent (highlighted by a blue box)": the name is what follows the last "the" before the parenthesis (any
+# characters but parentheses: "t-shirt", "traffic light")
+BOXED_OBJECT = re.compile(r"\bthe ((?:(?!\bthe\b)[^()])+?) "
                           r"\((?:highlighted|annotated) by (?:a|the) (red|blue|green) box\)")
 
 
