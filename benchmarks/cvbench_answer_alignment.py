@@ -25,7 +25,7 @@ alone, without recognising the object. `--tasks Relation` takes the Relation que
     .venv/bin/python benchmarks/cvbench_answer_alignment.py --run runs/quickstart [--steps 500] [--captions] \\
         [--relate-layers 0] [--train-world 2500] [--fine-view 2,3@32] [--query-side 8] [--score-train 2000] \\
         [--target word|colour] [--tasks Depth,Distance] [--per-task N] [--then-cvbench SECONDS] \\
-        [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
+        [--llm-from MODEL_DIR] [--flush-denormal] [--threads 2] [--out /tmp/cvbench-answer-alignment]
 """
 
 from __future__ import annotations
@@ -173,6 +173,9 @@ def main() -> None:
                         help="then train connector + LLM on the run's CV-Bench train questions (letter answers, as "
                              "the quickstart's stage 2 does) for SECONDS, and score the test world's CV-Bench with "
                              "vision on and off; the run's train questions of --tasks join the alignment")
+    parser.add_argument("--llm-from", type=Path, default=None, metavar="MODEL_DIR",
+                        help="with --then-cvbench: start stage 2 from this saved model's LLM (a quickstart's, which "
+                             "has learned easy-VQA) instead of the pretrained SmolLM2")
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-answer-alignment"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -216,6 +219,10 @@ def main() -> None:
         scores = answer_accuracy(model, tokenizer, split)
         print(f"{name:5s} ({len(split)} questions): " + ", ".join(f"{t} {v:.1f} %" for t, v in scores.items()))
     if args.then_cvbench is not None:
+        if args.llm_from is not None:
+            from cambrian.models.builder import load_model
+
+            model.language_model.load_state_dict(load_model(args.llm_from)[0].language_model.state_dict())
         cvbench_end_to_end(model, tokenizer, args.run, args.then_cvbench, args.out)
 
 
