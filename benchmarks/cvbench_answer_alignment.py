@@ -186,6 +186,8 @@ def main() -> None:
     train_bench = args.run / "data" / "cvbench-train"
     if args.train_world:
         train_bench = new_train_bench(args.out, args.train_world, args.world_seed)
+    if args.llm_from is not None and args.then_cvbench is None:
+        parser.error("--llm-from sets the LLM that --then-cvbench trains; give --then-cvbench SECONDS too")
     tasks = tuple(args.tasks.split(","))
     if args.target == "colour" and "Relation" in tasks:
         parser.error("--target colour needs boxed options: Depth and Distance, not Relation")

@@ -22,13 +22,12 @@ boxes asks it to relate two. `cvbench_answer_alignment.py` measures what the con
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
-from PIL import Image
-
-from cambrian.cvbench.questions import boxed_objects
+from cambrian.cvbench import load_cvbench
+from cambrian.cvbench.layout import CVBenchRecord
+from cambrian.cvbench.questions import LETTERS, boxed_objects
 
 LOW_SHARE = 0.6  # "Depth, red box low": the red box's bottom edge below this share of the image height
 
@@ -38,10 +37,10 @@ def _foot(box: list[float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, box[3]
 
 
-def rule_answers(record: dict, size: tuple[int, int]) -> dict[str, str]:
+def rule_answers(record: CVBenchRecord, size: tuple[int, int]) -> dict[str, str]:
     """Rule name -> the option text it picks, for the rules of this question's task."""
     width, height = size
-    task, choices, boxes = record["task"], record["choices"], record.get("bbox") or []
+    task, choices, boxes = record.task, record.choices, record.bbox or []
     if task == "Count":
         return {"Count, always 1": "1"}
     if task == "Relation":
@@ -49,7 +48,7 @@ def rule_answers(record: dict, size: tuple[int, int]) -> dict[str, str]:
         if set(choices) <= {"left", "right"}:
             return {"Relation, red box's side": "left" if (x0 + x1) / 2 < width / 2 else "right"}
         return {"Relation, red box's side": "above" if (y0 + y1) / 2 < height / 2 else "below"}
-    name_of = {colour: name for name, colour in boxed_objects(record["question"]).items()}
+    name_of = {colour: name for name, colour in boxed_objects(record.question).items()}
     if task == "Depth":
         red, blue = boxes[0], boxes[1]
         return {"Depth, lower bottom edge": name_of["red" if red[3] > blue[3] else "blue"],
@@ -62,23 +61,19 @@ def rule_answers(record: dict, size: tuple[int, int]) -> dict[str, str]:
 
 
 def rule_accuracy(bench_dir: Path) -> dict[str, tuple[float, int]]:
-    """Rule name -> (% of its task's questions it answers right, number of those questions)."""
+    """Rule name -> (% of its task's questions it answers right, number of those questions). Any official-layout
+    CV-Bench folder (`load_cvbench`: parquet or jsonl + img/)."""
     hits: dict[str, list[bool]] = {}
-    sizes: dict[str, tuple[int, int]] = {}
-    for line in open(bench_dir / "test.jsonl"):
-        record = json.loads(line)
-        if record["filename"] not in sizes:
-            with Image.open(bench_dir / record["filename"]) as image:
-                sizes[record["filename"]] = image.size
-        right = record["choices"][ord(record["answer"].strip("()")) - ord("A")]
-        for rule, answer in rule_answers(record, sizes[record["filename"]]).items():
+    for record in load_cvbench(bench_dir):
+        right = record.choices[LETTERS.index(record.answer_letter)]
+        for rule, answer in rule_answers(record, record.image().size).items():
             hits.setdefault(rule, []).append(answer == right)
     return {rule: (100 * sum(h) / len(h), len(h)) for rule, h in sorted(hits.items())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("benches", type=Path, nargs="+", help="CV-Bench folders (test.jsonl and img/)")
+    parser.add_argument("benches", type=Path, nargs="+", help="CV-Bench folders (test.parquet, or test.jsonl and img/)")
     args = parser.parse_args()
     for bench in args.benches:
         print(bench)

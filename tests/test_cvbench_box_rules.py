@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from cambrian.cvbench import load_cvbench
 from cambrian.cvbench.questions import DEPTH, DISTANCE, RELATION, boxed_objects
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "cvbench_box_rules.py"
@@ -25,9 +26,10 @@ def test_boxed_objects_reads_every_template():
 
 
 def _write_bench(root: Path, records: list[dict]) -> Path:
+    """An official-layout folder (test.jsonl + img/) of these records, each with a 200 x 100 image."""
     (root / "img").mkdir(parents=True)
     for k, record in enumerate(records):
-        record["filename"] = f"img/{k}.png"
+        record.update(idx=k, filename=f"img/{k}.png", prompt=record["question"], source="cambrian-synth")
         Image.new("RGB", (200, 100)).save(root / record["filename"])
     (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     return root
@@ -47,10 +49,12 @@ def test_each_rule_reads_the_boxes_it_names(tmp_path):
         {"task": "Count", "question": "How many sofas are in the image?", "choices": ["2", "1", "3", "0"],
          "answer": "(B)"},
     ]
-    assert rules.rule_answers(records[2], (200, 100)) == {"Depth, lower bottom edge": "sofa",
-                                                          "Depth, red box low": "sofa"}
-    assert rules.rule_answers(records[3], (200, 100)) == {"Distance, nearer foot point": "sofa"}
-    accuracy = rules.rule_accuracy(_write_bench(tmp_path / "bench", records))
+    bench = _write_bench(tmp_path / "bench", records)
+    loaded = load_cvbench(bench)
+    assert rules.rule_answers(loaded[2], (200, 100)) == {"Depth, lower bottom edge": "sofa",
+                                                         "Depth, red box low": "sofa"}
+    assert rules.rule_answers(loaded[3], (200, 100)) == {"Distance, nearer foot point": "sofa"}
+    accuracy = rules.rule_accuracy(bench)
     assert accuracy == {"Count, always 1": (100.0, 1), "Depth, lower bottom edge": (100.0, 1),
                         "Depth, red box low": (100.0, 1), "Distance, nearer foot point": (0.0, 1),
                         "Relation, red box's side": (50.0, 2)}
