@@ -167,12 +167,13 @@ def main() -> None:
                         help="CV-Bench tasks whose questions are aligned and scored: Depth, Distance and Relation "
                              "(its answer, left / right / above / below, is a direction word)")
     parser.add_argument("--per-task", type=int, default=None,
-                        help="at most this many of the new world's questions per task (memory: ~1.3 GB of tower "
-                             "grids per 1,000 images)")
+                        help="at most this many train questions per task (peak RSS measured: 8.5 GB with 5,420 "
+                             "images, 11.3 GB with 8,130, 15.0 GB with 11,443)")
     parser.add_argument("--then-cvbench", type=float, default=None, metavar="SECONDS",
                         help="then train connector + LLM on the run's CV-Bench train questions (letter answers, as "
                              "the quickstart's stage 2 does) for SECONDS, and score the test world's CV-Bench with "
-                             "vision on and off; the run's train questions of --tasks join the alignment")
+                             "vision on and off; with --train-world, the run's train questions of --tasks join the "
+                             "alignment")
     parser.add_argument("--llm-from", type=Path, default=None, metavar="MODEL_DIR",
                         help="with --then-cvbench: start stage 2 from this saved model's LLM (a quickstart's, which "
                              "has learned easy-VQA) instead of the pretrained SmolLM2")
@@ -229,8 +230,9 @@ def main() -> None:
 
 
 def cvbench_end_to_end(model, tokenizer, run: Path, seconds: float, out: Path) -> None:
-    """Stage 2 on CV-Bench alone from the aligned connector and the pretrained LLM, as `cvbench_oracle.py` trains it
-    (connector + LLM at 1e-4, batch 8, the word embedding frozen), then the test world's official score."""
+    """Stage 2 on CV-Bench alone from the aligned connector and the model's LLM (the pretrained SmolLM2, or the one
+    --llm-from loaded), as `cvbench_oracle.py` trains it (connector + LLM at 1e-4, batch 8, the word embedding
+    frozen), then the test world's official score with vision on and off."""
     from cambrian.eval.runner import EvalConfig, run_eval
     from cambrian.quickstart_lib import data as qdata
     from cambrian.quickstart_lib.cpu import bf16_matmul_is_fast
