@@ -6,8 +6,11 @@ the tokens had it. With `--tokens oracle` the connector's L x L tokens are repla
 of the words in each cell: the class words of the objects whose box centre lies in the cell, the colour of a drawn
 box ("red", "blue", "green") whose centre lies there, else the ground ("grass"). Several words: the mean of their
 unit embeddings, at the embeddings' mean norm. The in-LLM aggregation is off, so nothing but these tokens carries the
-image. `--tokens answer` puts the words of the question's right option in every cell ("sofa", "left", "2"): the
-image then says the answer, and what is left to learn is to find that word among the options and answer its letter.
+image. `--cell-position words` adds to every cell the words of where it lies ("top" / "upper" / "lower" / "bottom",
+"far left" / "left" / "right" / "far right"): the token then says its place in the image, which otherwise only its
+place in the sequence tells the LLM (the SVA gives every cell the same learned query). `--tokens answer` puts the
+words of the question's right option in every cell ("sofa", "left", "2"): the image then says the answer, and
+what is left to learn is to find that word among the options and answer its letter.
 `--tokens answer-box` is the same except where the answer is a boxed object (Depth, Distance): there the cells hold
 the colour of its box, so the LLM must also find which object the question says that box marks.
 `--tokens vision` is the real model, as a control.
@@ -25,8 +28,8 @@ train questions alone, and scores the test world's CV-Bench with the evaluation 
 of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine).
 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle|answer|answer-box|vision] \\
-        [--seconds 200] [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] \\
-        [--out /tmp/cvbench-oracle]
+        [--cell-position none|words] [--seconds 200] [--answers letter] [--phases 3] [--llm-lr 1e-4] \\
+        [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -61,6 +64,23 @@ def cell_words(objects: list[tuple[str, list[float]]], drawn: list[list[float]],
         row, col = cell_of(box, size, side)
         cells[row][col].add(colour)
     return [[tuple(sorted(c)) or tuple(ground.split()) for c in row] for row in cells]
+
+
+ROW_WORDS = ("top", "upper", "lower", "bottom")
+COLUMN_WORDS = (("far", "left"), ("left",), ("right",), ("far", "right"))
+
+
+def position_words(row: int, col: int, side: int) -> tuple[str, ...]:
+    """Words that say where a cell of a side x side grid lies: its row ("top" .. "bottom"), its column ("far left" ..
+    "far right"), each picked by the cell centre's share of the image."""
+    return (ROW_WORDS[int((row + 0.5) / side * len(ROW_WORDS))],
+            *COLUMN_WORDS[int((col + 0.5) / side * len(COLUMN_WORDS))])
+
+
+def with_position_words(cells: dict[str, list]) -> dict[str, list]:
+    """Every cell's words and the words of where it lies."""
+    return {key: [[words + position_words(r, c, len(rows)) for c, words in enumerate(row)]
+                  for r, row in enumerate(rows)] for key, rows in cells.items()}
 
 
 def image_key(image) -> str:
@@ -178,6 +198,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
     parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision"), default="oracle")
+    parser.add_argument("--cell-position", choices=("none", "words"), default="none",
+                        help="words: each oracle cell also holds the words of where it lies (\"top\", \"far left\")")
     parser.add_argument("--answers", choices=("letter", "word"), default="letter")
     parser.add_argument("--seconds", type=float, default=200.0, help="training time per phase")
     parser.add_argument("--phases", type=int, default=3)
@@ -204,7 +226,7 @@ def main() -> None:
     if args.tokens == "oracle":
         cells = {**bench_cells(train_bench, train_world, model.query_side),
                  **bench_cells(test_bench, test_world, model.query_side)}
-        use_oracle_tokens(model, tokenizer, cells)
+        use_oracle_tokens(model, tokenizer, with_position_words(cells) if args.cell_position == "words" else cells)
     elif args.tokens in ("answer", "answer-box"):
         box = args.tokens == "answer-box"
         use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side, box),
@@ -234,8 +256,8 @@ def main() -> None:
                      "loss_first_last": [round(sum(log.loss[:10]) / 10, 3), round(sum(log.loss[-10:]) / 10, 3)],
                      **score(f"phase{phase + 1}"), "wall_s": round(time.perf_counter() - start)})
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"tokens": args.tokens, "answers": args.answers, "llm_lr": args.llm_lr,
-               "train_embedding": args.train_embedding,
+    summary = {"tokens": args.tokens, "cell_position": args.cell_position, "answers": args.answers,
+               "llm_lr": args.llm_lr, "train_embedding": args.train_embedding,
                "train_conversations": len(questions), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cvbench_oracle.json").write_text(json.dumps(summary, indent=1))

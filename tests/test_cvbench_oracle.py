@@ -33,6 +33,18 @@ def test_cell_of_keeps_edge_boxes_on_the_grid():
     assert probe.cell_of([60, 0, 68, 64], (128, 64), 4) == (2, 2)  # (x, y) centre (64, 32) of a 128 x 64 image
 
 
+def test_position_words_say_each_cells_row_and_column():
+    assert probe.position_words(0, 0, 4) == ("top", "far", "left")
+    assert probe.position_words(3, 2, 4) == ("bottom", "right")
+    assert probe.position_words(1, 7, 8) == ("top", "far", "right")  # an 8 x 8 grid: two rows per row word
+    grid = [[("grass",)] * 4 for _ in range(4)]
+    grid[0][0], grid[2][3] = ("sofa",), ("red", "cone")
+    cells = probe.with_position_words({"image": grid})
+    assert cells["image"][0][0] == ("sofa", "top", "far", "left")
+    assert cells["image"][2][3] == ("red", "cone", "lower", "far", "right")
+    assert cells["image"][1][1] == ("grass", "upper", "left")
+
+
 def test_oracle_tokens_follow_the_images_in_the_order_given(tiny):
     model, tokenizer = tiny
     model = copy.deepcopy(model)  # the probe patches the model it is given
