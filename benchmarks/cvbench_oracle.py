@@ -210,6 +210,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
     args = parser.parse_args()
+    if args.cell_position != "none" and args.tokens != "oracle":
+        parser.error("--cell-position adds words to the oracle's cells: use it with --tokens oracle")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
