@@ -126,7 +126,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         bf16 = bf16_matmul_is_fast(matmul)
         where = (f"CPU threads: {threads} (probe: " + ", ".join(f"{n} thread(s) {t * 1000:.0f} ms"
                                                                 for n, t in probe.items())
-                 + f"); a bf16 matmul takes {matmul['ratio']:.2f} of fp32's time")
+                 + f"; probed again before each stage); a bf16 matmul takes {matmul['ratio']:.2f} of fp32's time")
     else:
         threads, probe, matmul = torch.get_num_threads(), {}, {}
         bf16 = torch.cuda.is_bf16_supported()
