@@ -13,7 +13,10 @@ words of the question's right option in every cell ("sofa", "left", "2"): the im
 what is left to learn is to find that word among the options and answer its letter.
 `--tokens answer-box` is the same except where the answer is a boxed object (Depth, Distance): there the cells hold
 the colour of its box, so the LLM must also find which object the question says that box marks.
-`--tokens vision` is the real model, as a control.
+`--tokens vision` is the real model, as a control. `--tokens text` keeps the real tokens and starts every prompt with
+the oracle's what-and-where in words, one clause an object ("In the image: a sofa in the red box at the upper far
+left; a traffic cone at the upper right."): the same cells, but in the text stream, word by word, where the oracle
+blends each cell's words into one token.
 
 `--answers letter` asks CV-Bench's own questions (options, answered with a letter); `--answers word` asks the same
 questions without the options, answered with the right option's text ("left", "traffic cone", "2"), which takes the
@@ -27,9 +30,9 @@ cosine, bf16 autocast where the CPU has AMX; the word embedding frozen unless `-
 train questions alone, and scores the test world's CV-Bench with the evaluation harness (official score) after each
 of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine).
 
-    .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart [--tokens oracle|answer|answer-box|vision] \\
-        [--cell-position none|words] [--seconds 200] [--answers letter] [--phases 3] [--llm-lr 1e-4] \\
-        [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
+    .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart \\
+        [--tokens oracle|answer|answer-box|vision|text] [--cell-position none|words] [--seconds 200] \\
+        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -83,6 +86,50 @@ def with_position_words(cells: dict[str, list]) -> dict[str, list]:
                   for r, row in enumerate(rows)] for key, rows in cells.items()}
 
 
+def world_objects(world_dir: Path, min_visibility: float) -> dict[str, list[tuple[str, list[float]]]]:
+    """image file name -> (class name, tight 2D box) of each object at least `min_visibility` visible."""
+    annotations = json.loads((world_dir / "annotations" / "omni3d.json").read_text())
+    file_of = {im["id"]: Path(im["file_path"]).name for im in annotations["images"]}
+    objects: dict[str, list] = {}
+    for a in annotations["annotations"]:
+        if a["visibility"] >= min_visibility:
+            objects.setdefault(file_of[a["image_id"]], []).append((a["category_name"], a["bbox2D_tight"]))
+    return objects
+
+
+def scene_text(objects: list[tuple[str, list[float]]], drawn: list[list[float]], size: tuple[int, int],
+               side: int) -> str:
+    """The oracle's cells in words, one clause per object, left to right: its class, the drawn box it is in, where
+    its box centre lies ("In the image: a sofa in the red box at the upper far left; a traffic cone at the upper
+    right.")."""
+    boxed = {tuple(box): colour for colour, box in zip(BOX_COLOURS, drawn, strict=False)}
+    clauses = []
+    for name, box in sorted(objects, key=lambda o: (o[1][0] + o[1][2]) / 2):
+        row, col = cell_of(box, size, side)
+        colour = boxed.get(tuple(float(v) for v in box))
+        clauses.append(f"a {name}{f' in the {colour} box' if colour else ''} at the "
+                       f"{' '.join(position_words(row, col, side))}")
+    return f"In the image: {'; '.join(clauses)}." if clauses else "In the image: nothing."
+
+
+def bench_with_scene_text(bench_dir: Path, world_dir: Path, side: int, out: Path,
+                          min_visibility: float = 0.25) -> Path:
+    """A copy of a CV-Bench folder (official layout) whose every prompt starts with the question's `scene_text`:
+    the oracle's what-and-where as words in the text stream, not blended into one token a cell."""
+    from dataclasses import replace
+
+    from cambrian.cvbench import load_cvbench
+    from cambrian.cvbench.layout import write_cvbench
+
+    objects = world_objects(world_dir, min_visibility)
+    records = []
+    for record in load_cvbench(bench_dir):
+        scene = scene_text(objects.get(record.source_filename, []), record.bbox or [], record.image().size, side)
+        image = record.image_bytes or (record.root / record.filename).read_bytes()
+        records.append(replace(record, prompt=f"{scene}\n{record.prompt}", image_bytes=image))
+    return write_cvbench(out, records)
+
+
 def image_key(image) -> str:
     return hashlib.md5(image.convert("RGB").tobytes()).hexdigest()
 
@@ -91,12 +138,7 @@ def bench_cells(bench_dir: Path, world_dir: Path, side: int, min_visibility: flo
     """image key -> cell words, for every question image of a CV-Bench built from a rendered world."""
     from cambrian.cvbench import load_cvbench, load_world
 
-    annotations = json.loads((world_dir / "annotations" / "omni3d.json").read_text())
-    file_of = {im["id"]: Path(im["file_path"]).name for im in annotations["images"]}
-    objects: dict[str, list] = {}
-    for a in annotations["annotations"]:
-        if a["visibility"] >= min_visibility:
-            objects.setdefault(file_of[a["image_id"]], []).append((a["category_name"], a["bbox2D_tight"]))
+    objects = world_objects(world_dir, min_visibility)
     grounds = {w.path.name: w.scene.ground for w in load_world(world_dir)}
     cells = {}
     for record in load_cvbench(bench_dir):
@@ -197,7 +239,8 @@ def first_token_accuracy(model, tokenizer, bench_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
-    parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision"), default="oracle")
+    parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision", "text"), default="oracle",
+                        help="text: the real visual tokens, and every prompt starts with the oracle's cells in words")
     parser.add_argument("--cell-position", choices=("none", "words"), default="none",
                         help="words: each oracle cell also holds the words of where it lies (\"top\", \"far left\")")
     parser.add_argument("--answers", choices=("letter", "word"), default="letter")
@@ -229,6 +272,9 @@ def main() -> None:
         cells = {**bench_cells(train_bench, train_world, model.query_side),
                  **bench_cells(test_bench, test_world, model.query_side)}
         use_oracle_tokens(model, tokenizer, with_position_words(cells) if args.cell_position == "words" else cells)
+    elif args.tokens == "text":
+        train_bench = bench_with_scene_text(train_bench, train_world, model.query_side, args.out / "bench-train-text")
+        test_bench = bench_with_scene_text(test_bench, test_world, model.query_side, args.out / "bench-test-text")
     elif args.tokens in ("answer", "answer-box"):
         box = args.tokens == "answer-box"
         use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side, box),

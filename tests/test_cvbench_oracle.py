@@ -86,3 +86,32 @@ def test_answer_box_colour_is_the_colour_the_question_gives_the_right_object():
     assert probe.answer_box_colour(depth, "sofa") == "blue"
     assert probe.answer_box_colour(depth, "traffic cone") == "red"
     assert probe.answer_box_colour("How many sofas are in the image?", "2") is None
+
+
+def test_scene_text_names_each_object_its_drawn_box_and_its_place_left_to_right():
+    objects = [("sofa", [200, 20, 250, 60]), ("traffic cone", [10, 200, 30, 250]), ("ball", [100, 100, 120, 120])]
+    drawn = [[200.0, 20.0, 250.0, 60.0], [10.0, 200.0, 30.0, 250.0]]  # red around the sofa, blue around the cone
+    assert probe.scene_text(objects, drawn, (256, 256), 4) == (
+        "In the image: a traffic cone in the blue box at the bottom far left; a ball at the upper left; "
+        "a sofa in the red box at the top far right.")
+    assert probe.scene_text([], [], (256, 256), 4) == "In the image: nothing."
+
+
+def test_bench_with_scene_text_prefixes_every_prompt_and_keeps_the_rest(write_tiny_cvbench, tmp_path):
+    import json
+
+    from cambrian.cvbench import load_cvbench
+
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")])
+    world = tmp_path / "world" / "annotations"
+    world.mkdir(parents=True)
+    objects = [{"image_id": 0, "category_name": "sofa", "bbox2D_tight": [0, 0, 4, 4], "visibility": 1.0},
+               {"image_id": 0, "category_name": "ball", "bbox2D_tight": [12, 12, 16, 16], "visibility": 0.1}]
+    (world / "omni3d.json").write_text(json.dumps({"images": [{"id": 0, "file_path": "images/0.jpg"}],
+                                                   "annotations": objects}))
+    copy_dir = probe.bench_with_scene_text(bench, world.parent, 4, tmp_path / "text")
+    before, after = load_cvbench(bench), load_cvbench(copy_dir)
+    assert after[0].prompt == "In the image: a sofa at the top far left.\n" + before[0].prompt  # the ball: hidden
+    assert after[1].prompt == "In the image: nothing.\n" + before[1].prompt
+    assert [r.answer for r in after] == [r.answer for r in before]
+    assert after[1].image().getpixel((0, 0)) == (0, 0, 255)
