@@ -112,21 +112,29 @@ def scene_text(objects: list[tuple[str, list[float]]], drawn: list[list[float]],
     return f"In the image: {'; '.join(clauses)}." if clauses else "In the image: nothing."
 
 
-def bench_with_scene_text(bench_dir: Path, world_dir: Path, side: int, out: Path,
-                          min_visibility: float = 0.25) -> Path:
-    """A copy of a CV-Bench folder (official layout) whose every prompt starts with the question's `scene_text`:
+def bench_copy(bench_dir: Path, out: Path, tasks: list[str] | None = None, world_dir: Path | None = None,
+               side: int = 4, min_visibility: float = 0.25) -> Path:
+    """A copy of a CV-Bench folder (official layout): only the questions of `tasks` when given; with `world_dir`
+    (the world the bench was built from), every prompt starts with the question's `scene_text` on a side x side grid:
     the oracle's what-and-where as words in the text stream, not blended into one token a cell."""
     from dataclasses import replace
 
     from cambrian.cvbench import load_cvbench
     from cambrian.cvbench.layout import write_cvbench
 
-    objects = world_objects(world_dir, min_visibility)
+    objects = world_objects(world_dir, min_visibility) if world_dir else {}
     records = []
     for record in load_cvbench(bench_dir):
-        scene = scene_text(objects.get(record.source_filename, []), record.bbox or [], record.image().size, side)
+        if tasks and record.task not in tasks:
+            continue
+        prompt = record.prompt
+        if world_dir:
+            scene = scene_text(objects.get(record.source_filename, []), record.bbox or [], record.image().size, side)
+            prompt = f"{scene}\n{prompt}"
         image = record.image_bytes or (record.root / record.filename).read_bytes()
-        records.append(replace(record, prompt=f"{scene}\n{record.prompt}", image_bytes=image))
+        records.append(replace(record, prompt=prompt, image_bytes=image))
+    if not records:
+        raise ValueError(f"{bench_dir}: no questions of the tasks {tasks}")
     return write_cvbench(out, records)
 
 
@@ -250,6 +258,10 @@ def main() -> None:
     parser.add_argument("--connector-lr", type=float, default=1e-4)
     parser.add_argument("--train-embedding", action="store_true",
                         help="train the LLM's word embedding too (the quickstart's stage 2 keeps it frozen)")
+    parser.add_argument("--tasks", type=lambda v: v.split(","), default=None,
+                        help="train and score only these tasks' questions (e.g. Relation,Depth)")
+    parser.add_argument("--score-train", action="store_true",
+                        help="also score the train questions after each phase (does the LLM fit them?)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
     args = parser.parse_args()
@@ -272,22 +284,25 @@ def main() -> None:
         cells = {**bench_cells(train_bench, train_world, model.query_side),
                  **bench_cells(test_bench, test_world, model.query_side)}
         use_oracle_tokens(model, tokenizer, with_position_words(cells) if args.cell_position == "words" else cells)
-    elif args.tokens == "text":
-        train_bench = bench_with_scene_text(train_bench, train_world, model.query_side, args.out / "bench-train-text")
-        test_bench = bench_with_scene_text(test_bench, test_world, model.query_side, args.out / "bench-test-text")
     elif args.tokens in ("answer", "answer-box"):
         box = args.tokens == "answer-box"
         use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side, box),
                                              **answer_cells(test_bench, model.query_side, box)})
+    if args.tokens == "text" or args.tasks:
+        text = args.tokens == "text"
+        train_bench = bench_copy(train_bench, args.out / "bench-train", args.tasks, text and train_world or None,
+                                 model.query_side)
+        test_bench = bench_copy(test_bench, args.out / "bench-test", args.tasks, text and test_world or None,
+                                model.query_side)
     if args.answers == "word":
         questions = word_questions(train_bench)
     else:
         questions = qdata.world_examples(train_world, train_bench, 0, 0, seed=0, turns_per_image=3)["cvbench"]
 
-    def score(tag: str) -> dict:
+    def score(tag: str, bench: Path) -> dict:
         if args.answers == "word":
-            return first_token_accuracy(model, tokenizer, test_bench)
-        config = EvalConfig(model=str(args.run / "model"), benches=[f"cvbench:{test_bench}"], out=args.out / tag,
+            return first_token_accuracy(model, tokenizer, bench)
+        config = EvalConfig(model=str(args.run / "model"), benches=[f"cvbench:{bench}"], out=args.out / tag,
                             batch_size=16, vision=True)
         result = run_eval(config, model=model, tokenizer=tokenizer, log=lambda *a: None).results[0]
         return {"score": round(result.score, 1),
@@ -302,9 +317,11 @@ def main() -> None:
         steps += len(log.steps)
         rows.append({"phase": phase + 1, "steps": steps, "conversations_seen": steps * 8,
                      "loss_first_last": [round(sum(log.loss[:10]) / 10, 3), round(sum(log.loss[-10:]) / 10, 3)],
-                     **score(f"phase{phase + 1}"), "wall_s": round(time.perf_counter() - start)})
+                     **score(f"phase{phase + 1}", test_bench), "wall_s": round(time.perf_counter() - start)})
+        if args.score_train:
+            rows[-1]["train"] = score(f"phase{phase + 1}-train", train_bench)
         print(json.dumps(rows[-1]), flush=True)
-    summary = {"tokens": args.tokens, "cell_position": args.cell_position, "answers": args.answers,
+    summary = {"tokens": args.tokens, "cell_position": args.cell_position, "answers": args.answers, "tasks": args.tasks,
                "llm_lr": args.llm_lr, "train_embedding": args.train_embedding,
                "train_conversations": len(questions), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,8 @@ def test_scene_text_names_each_object_its_drawn_box_and_its_place_left_to_right(
     assert probe.scene_text([], [], (256, 256), 4) == "In the image: nothing."
 
 
-def test_bench_with_scene_text_prefixes_every_prompt_and_keeps_the_rest(write_tiny_cvbench, tmp_path):
+def test_bench_copy_with_a_world_prefixes_every_prompt_with_its_scene_and_keeps_the_rest(write_tiny_cvbench,
+                                                                                          tmp_path):
     import json
 
     from cambrian.cvbench import load_cvbench
@@ -109,9 +110,18 @@ def test_bench_with_scene_text_prefixes_every_prompt_and_keeps_the_rest(write_ti
                {"image_id": 0, "category_name": "ball", "bbox2D_tight": [12, 12, 16, 16], "visibility": 0.1}]
     (world / "omni3d.json").write_text(json.dumps({"images": [{"id": 0, "file_path": "images/0.jpg"}],
                                                    "annotations": objects}))
-    copy_dir = probe.bench_with_scene_text(bench, world.parent, 4, tmp_path / "text")
+    copy_dir = probe.bench_copy(bench, tmp_path / "text", world_dir=world.parent, side=4)
     before, after = load_cvbench(bench), load_cvbench(copy_dir)
     assert after[0].prompt == "In the image: a sofa at the top far left.\n" + before[0].prompt  # the ball: hidden
     assert after[1].prompt == "In the image: nothing.\n" + before[1].prompt
     assert [r.answer for r in after] == [r.answer for r in before]
     assert after[1].image().getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_bench_copy_keeps_only_the_tasks_asked_for(write_tiny_cvbench, tmp_path):
+    from cambrian.cvbench import load_cvbench
+
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")])  # Depth questions
+    assert [r.idx for r in load_cvbench(probe.bench_copy(bench, tmp_path / "depth", ["Depth"]))] == [0, 1]
+    with pytest.raises(ValueError, match="no questions of the tasks"):
+        probe.bench_copy(bench, tmp_path / "count", ["Count"])
