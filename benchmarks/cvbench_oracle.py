@@ -28,11 +28,13 @@ It starts from a finished quickstart run (`--run`, the folder `cambrian quicksta
 CV-Bench train questions and its test world), trains as stage 2 does (connector + LLM, AdamW, batch 8, warmup and
 cosine, bf16 autocast where the CPU has AMX; the word embedding frozen unless `--train-embedding`) on the CV-Bench
 train questions alone, and scores the test world's CV-Bench with the evaluation harness (official score) after each
-of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine).
+of `--phases` phases of `--seconds` each (each phase a fresh optimizer, warmup and cosine). `--tasks` keeps some tasks'
+questions only, for training and scoring; `--score-train` also scores the train questions (does the LLM fit them?).
 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart \\
         [--tokens oracle|answer|answer-box|vision|text] [--cell-position none|words] [--seconds 200] \\
-        [--answers letter] [--phases 3] [--llm-lr 1e-4] [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
+        [--answers letter] [--tasks Relation,Depth] [--score-train] [--phases 3] [--llm-lr 1e-4] [--train-embedding] \\
+        [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -127,12 +129,12 @@ def bench_copy(bench_dir: Path, out: Path, tasks: list[str] | None = None, world
     for record in load_cvbench(bench_dir):
         if tasks and record.task not in tasks:
             continue
-        prompt = record.prompt
-        if world_dir:
+        question, prompt = record.question, record.prompt
+        if world_dir:  # the question too: `--answers word` asks it without the options
             scene = scene_text(objects.get(record.source_filename, []), record.bbox or [], record.image().size, side)
-            prompt = f"{scene}\n{prompt}"
+            question, prompt = f"{scene}\n{question}", f"{scene}\n{prompt}"
         image = record.image_bytes or (record.root / record.filename).read_bytes()
-        records.append(replace(record, prompt=prompt, image_bytes=image))
+        records.append(replace(record, question=question, prompt=prompt, image_bytes=image))
     if not records:
         raise ValueError(f"{bench_dir}: no questions of the tasks {tasks}")
     return write_cvbench(out, records)
@@ -290,9 +292,9 @@ def main() -> None:
                                              **answer_cells(test_bench, model.query_side, box)})
     if args.tokens == "text" or args.tasks:
         text = args.tokens == "text"
-        train_bench = bench_copy(train_bench, args.out / "bench-train", args.tasks, text and train_world or None,
+        train_bench = bench_copy(train_bench, args.out / "bench-train", args.tasks, train_world if text else None,
                                  model.query_side)
-        test_bench = bench_copy(test_bench, args.out / "bench-test", args.tasks, text and test_world or None,
+        test_bench = bench_copy(test_bench, args.out / "bench-test", args.tasks, test_world if text else None,
                                 model.query_side)
     if args.answers == "word":
         questions = word_questions(train_bench)

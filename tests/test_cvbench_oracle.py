@@ -114,6 +114,7 @@ def test_bench_copy_with_a_world_prefixes_every_prompt_with_its_scene_and_keeps_
     before, after = load_cvbench(bench), load_cvbench(copy_dir)
     assert after[0].prompt == "In the image: a sofa at the top far left.\n" + before[0].prompt  # the ball: hidden
     assert after[1].prompt == "In the image: nothing.\n" + before[1].prompt
+    assert after[1].question == "In the image: nothing.\n" + before[1].question  # `--answers word` asks this
     assert [r.answer for r in after] == [r.answer for r in before]
     assert after[1].image().getpixel((0, 0)) == (0, 0, 255)
 
