@@ -165,9 +165,8 @@ def main() -> None:
 
 def write_predictions(readout, features, mask, items, vocabulary, mean, std, path: Path) -> None:
     """image key (cvbench_oracle.image_key) -> the predicted words, for every test question the readout answers."""
-    from PIL import Image
-
     from cvbench_oracle import image_key
+    from PIL import Image
 
     with torch.no_grad():
         predicted = (readout((features.float() - mean) / std) + mask).argmax(-1).tolist()

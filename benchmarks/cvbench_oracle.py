@@ -184,6 +184,28 @@ def answer_cells(bench_dir: Path, side: int, box_colour: bool = False) -> dict[s
     return cells
 
 
+def readout_cells(bench_dir: Path, side: int, predictions: dict[str, str] | None = None) -> dict[str, list]:
+    """image key -> every cell holding the words of the right option (train) or of what `coordinate_readout.py`
+    answered (`predictions`, test) for Depth, Distance and Relation; Count's cells hold "image", as the readout does
+    not answer it."""
+    from cambrian.cvbench import load_cvbench
+
+    cells = {}
+    for record in load_cvbench(bench_dir):
+        key = image_key(record.image())
+        if record.task == "Count":
+            words = ("image",)
+        elif predictions is None:
+            words = tuple(str(record.choices["ABCDEF".index(record.answer_letter)]).split())
+        elif key in predictions:
+            words = tuple(predictions[key].split())
+        else:
+            raise ValueError(f"{bench_dir}: the readout's answers have no entry for question {record.idx} "
+                             f"({record.task}); write them with coordinate_readout.py --predictions")
+        cells[key] = [[words] * side for _ in range(side)]
+    return cells
+
+
 def use_oracle_tokens(model, tokenizer, cells: dict[str, list]) -> None:
     """The connector's output becomes the embeddings of each cell's words for the images `image_inputs` is given."""
     from cambrian.quickstart_lib.align import word_token_ids
@@ -252,8 +274,12 @@ def first_token_accuracy(model, tokenizer, bench_dir: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
-    parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision", "text"), default="oracle",
-                        help="text: the real visual tokens, and every prompt starts with the oracle's cells in words")
+    parser.add_argument("--tokens", choices=("oracle", "answer", "answer-box", "vision", "text", "readout"),
+                        default="oracle",
+                        help="text: the real visual tokens, and every prompt starts with the oracle's cells in words; "
+                             "readout: the right option's words on train, --readout's answers on test")
+    parser.add_argument("--readout", type=Path, default=None,
+                        help="with --tokens readout: coordinate_readout.py --predictions's file")
     parser.add_argument("--cell-position", choices=("none", "words"), default="none",
                         help="words: each oracle cell also holds the words of where it lies (\"top\", \"far left\")")
     parser.add_argument("--answers", choices=("letter", "word"), default="letter")
@@ -270,6 +296,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
     args = parser.parse_args()
+    if (args.tokens == "readout") != (args.readout is not None):
+        parser.error("--tokens readout takes the test answers from --readout FILE, and --readout needs it")
     if args.cell_position != "none" and args.tokens != "oracle":
         parser.error("--cell-position adds words to the oracle's cells: use it with --tokens oracle")
     torch.set_num_threads(args.threads)
@@ -293,6 +321,10 @@ def main() -> None:
         box = args.tokens == "answer-box"
         use_oracle_tokens(model, tokenizer, {**answer_cells(train_bench, model.query_side, box),
                                              **answer_cells(test_bench, model.query_side, box)})
+    elif args.tokens == "readout":
+        predictions = json.loads(args.readout.read_text())
+        use_oracle_tokens(model, tokenizer, {**readout_cells(train_bench, model.query_side),
+                                             **readout_cells(test_bench, model.query_side, predictions)})
     if args.tokens == "text" or args.tasks:
         text = args.tokens == "text"
         train_bench = bench_copy(train_bench, args.out / "bench-train", args.tasks, train_world if text else None,

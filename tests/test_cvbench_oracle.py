@@ -126,3 +126,13 @@ def test_bench_copy_keeps_only_the_tasks_asked_for(write_tiny_cvbench, tmp_path)
     assert [r.idx for r in load_cvbench(probe.bench_copy(bench, tmp_path / "depth", ["Depth"]))] == [0, 1]
     with pytest.raises(ValueError, match="no questions of the tasks"):
         probe.bench_copy(bench, tmp_path / "count", ["Count"])
+
+
+def test_readout_cells_hold_the_truth_on_train_and_the_readouts_answers_on_test(write_tiny_cvbench, tmp_path):
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")])
+    red, blue = (probe.image_key(Image.new("RGB", (16, 16), c)) for c in ((255, 0, 0), (0, 0, 255)))
+    assert probe.readout_cells(bench, 2)[red] == [[("traffic", "cone")] * 2] * 2
+    answered = probe.readout_cells(bench, 2, {red: "sofa", blue: "sofa"})
+    assert answered[red] == answered[blue] == [[("sofa",)] * 2] * 2  # the readout's answer, right or wrong
+    with pytest.raises(ValueError, match="no entry for question 1 .Depth.; write them with coordinate_readout"):
+        probe.readout_cells(bench, 2, {red: "sofa"})
