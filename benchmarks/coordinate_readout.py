@@ -5,9 +5,10 @@ lies but its place in the sequence; relating two drawn boxes is then left to the
 `cvbench_answer_alignment.py`), and neither learned it in the time measured. This probe puts the "where" into the
 readout itself: K attention maps over the 16 x 16 cells of the 256 px tower (a linear score per cell, softmax over
 the cells), each pooling the cells' (x, y) coordinates (and, with `--values V`, V numbers read off each cell), and an
-MLP over the K pooled vectors that scores the answer words. Trained with the questions' answers (cross-entropy over
-each question's options), without the LLM, on the Depth, Distance and Relation questions of a train world; scored on
-the held-out test world's questions of a finished quickstart run. The image alone fixes these answers (the boxes are
+MLP over the K pooled vectors that scores the answer words (the model's `CoordinateReadout`, its word scores alone).
+Trained with the questions' answers (cross-entropy over each question's options), without the LLM, on the Depth,
+Distance and Relation questions of a train world; scored on the held-out test world's questions of a finished
+quickstart run. The image alone fixes these answers (the boxes are
 drawn on it; Relation's red box's side answers 92 % of the test world's questions: `cvbench_box_rules.py`), so the
 readout does not see the question; Count needs the question's class, and is left out.
 
@@ -31,41 +32,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 from box_outline_probe import cell_features  # noqa: E402
 from cvbench_answer_alignment import answer_items, new_train_bench  # noqa: E402
 
+from cambrian.models.connectors.coordinate_readout import CoordinateReadout  # noqa: E402
+
 TASKS = ("Depth", "Distance", "Relation")
-
-
-def cell_coordinates(grid: int) -> torch.Tensor:
-    """(grid * grid, 2): each cell's (x, y) centre in [-1, 1], row by row as the tower's grid is flattened."""
-    side = torch.linspace(-1, 1, grid)
-    y, x = torch.meshgrid(side, side, indexing="ij")
-    return torch.stack([x.flatten(), y.flatten()], dim=-1)
-
-
-class CoordinateReadout(nn.Module):
-    """K softmax attention maps over the cells pool their (x, y) (and V values each); an MLP scores the words."""
-
-    def __init__(self, channels: int, grid: int, words: int, heads: int = 8, values: int = 0, hidden: int = 128):
-        super().__init__()
-        self.heads, self.values = heads, values
-        self.score = nn.Linear(channels, heads)
-        self.value = nn.Linear(channels, heads * values) if values else None
-        self.register_buffer("coordinates", cell_coordinates(grid), persistent=False)
-        self.mlp = nn.Sequential(nn.Linear(heads * (2 + values), hidden), nn.GELU(), nn.Linear(hidden, words))
-
-    def forward(self, cells: torch.Tensor) -> torch.Tensor:  # (B, grid * grid, C) -> (B, words)
-        attention = self.score(cells).softmax(dim=1)  # (B, N, K): where each head looks
-        pooled = [torch.einsum("bnk,nd->bkd", attention, self.coordinates)]
-        if self.value is not None:
-            values = self.value(cells).view(*cells.shape[:2], self.heads, self.values)
-            pooled.append(torch.einsum("bnk,bnkv->bkv", attention, values))
-        return self.mlp(torch.cat(pooled, dim=-1).flatten(1))
 
 
 def readout_items(bench: Path, target: str) -> list[tuple[str, list[str], str, str]]:
@@ -94,8 +69,9 @@ def grid_features(tower, items, cache: Path) -> torch.Tensor:
 
 def per_task_accuracy(readout, features, mask, right, items, mean, std) -> dict[str, float]:
     with torch.no_grad():
-        predicted = torch.cat([(readout((features[s:s + 256].float() - mean) / std) + mask[s:s + 256]).argmax(-1)
-                               for s in range(0, len(items), 256)])
+        predicted = torch.cat([
+            (readout.word_logits((features[s:s + 256].float() - mean) / std) + mask[s:s + 256]).argmax(-1)
+            for s in range(0, len(items), 256)])
     hits = (predicted == right).tolist()
     tasks = sorted({task for *_, task in items})
     return {task: round(100 * sum(h for h, (*_, t) in zip(hits, items, strict=True) if t == task)
@@ -136,7 +112,7 @@ def main() -> None:
     vocabulary = sorted({c for _, choices, _, _ in train_items + test_items for c in choices})
     train_mask, train_right = option_masks(train_items, vocabulary)
     test_mask, test_right = option_masks(test_items, vocabulary)
-    readout = CoordinateReadout(train.shape[-1], tower.grid_size, len(vocabulary), args.heads, args.values)
+    readout = CoordinateReadout(train.shape[-1], tower.grid_size, len(vocabulary), 1, args.heads, args.values)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=3e-3, weight_decay=0.05)
     print(f"{len(train_items)} train questions ({train_bench}), {len(test_items)} test; tower grids in "
           f"{features_s:.0f} s; {len(vocabulary)} words; {sum(p.numel() for p in readout.parameters())} parameters")
@@ -144,7 +120,7 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         batch = torch.randint(0, len(train_items), (64,))
         cells = (train[batch].float() - mean) / std
-        loss = F.cross_entropy(readout(cells + args.noise * torch.randn_like(cells)) + train_mask[batch],
+        loss = F.cross_entropy(readout.word_logits(cells + args.noise * torch.randn_like(cells)) + train_mask[batch],
                                train_right[batch])
         optimizer.zero_grad()
         loss.backward()
@@ -169,7 +145,7 @@ def write_predictions(readout, features, mask, items, vocabulary, mean, std, pat
     from PIL import Image
 
     with torch.no_grad():
-        predicted = (readout((features.float() - mean) / std) + mask).argmax(-1).tolist()
+        predicted = (readout.word_logits((features.float() - mean) / std) + mask).argmax(-1).tolist()
     answers = {image_key(Image.open(image)): vocabulary[k] for (image, *_), k in zip(items, predicted, strict=True)}
     path.write_text(json.dumps(answers, indent=1))
     print(f"wrote {len(answers)} answers to {path}")

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreT
 
 from cambrian.constants import IGNORE_INDEX
 from cambrian.models.configuration import CambrianConfig
+from cambrian.models.connectors.coordinate_readout import CoordinateReadout
 from cambrian.models.connectors.mlp import MLPProjector
 from cambrian.models.connectors.sva import SpatialVisionAggregator, VisionWindows
 from cambrian.models.connectors.windows import unpadded_cells
@@ -97,6 +98,11 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         else:
             raise ValueError(f"unknown connector type {connector.type!r}; use 'sva' or 'mlp'")
         self.image_newline = nn.Parameter(torch.randn(llm_width) / llm_width**0.5) if connector.image_newline else None
+        self.readout = None  # one more token after each image's grid (connectors/coordinate_readout.py)
+        if connector.readout_words:
+            tower = self.towers[0]
+            self.readout = CoordinateReadout(tower.hidden_size, tower.grid_size, len(connector.readout_words),
+                                             llm_width, connector.readout_heads, connector.readout_values)
         layers = decoder_layers(self.language_model)
         for k, layer_index in enumerate(self.in_llm_layers):
             layers[layer_index].register_forward_hook(partial(self._aggregate_after_layer, k), with_kwargs=True)
@@ -140,7 +146,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
 
     def num_image_tokens(self, image_size: tuple[int, int]) -> int:
         rows, cols = self.image_grid_shape(image_size)
-        return rows * (cols + (self.image_newline is not None))
+        return rows * (cols + (self.image_newline is not None)) + (self.readout is not None)
 
     def _default_image_sizes(self, count: int) -> list[tuple[int, int]]:
         side = self.towers[0].config.image_size
@@ -182,6 +188,9 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
             tokens.append(kept.reshape(-1, kept.shape[-1]))
             shapes.append((rows.stop - rows.start, cols.stop - cols.start))
             cells.append(cell_ids[rows, cols].reshape(-1))
+        if self.readout is not None:  # after the grid: one soft word read off tower 0's grid
+            words = self.readout(grids[0])
+            tokens = [torch.cat([t, words[i:i + 1].to(t.dtype)]) for i, t in enumerate(tokens)]
         return EncodedImages(tokens, shapes, vision, cells)
 
     def _in_llm_aggregation(self, input_ids: torch.Tensor, images: EncodedImages) -> InLLMAggregation | None:
@@ -191,7 +200,8 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         newline = int(self.image_newline is not None)
         positions, image_index = [], []
         for i, (span, (rows, cols)) in enumerate(zip(spans, images.shapes, strict=True)):
-            positions.append(span.view(rows, cols + newline)[:, :cols].reshape(-1))  # newline column excluded
+            grid = span[:rows * (cols + newline)]  # the readout's token, if any, comes after the grid
+            positions.append(grid.view(rows, cols + newline)[:, :cols].reshape(-1))  # newline column excluded
             image_index.append(torch.full((rows * cols,), i, device=span.device))
         return InLLMAggregation(
             torch.cat(positions), torch.cat(image_index), torch.cat(images.cell_index), images.vision

@@ -22,7 +22,7 @@ from pathlib import Path
 from cambrian.constants import IMAGE_TOKEN
 from cambrian.data.system_prompts import OPTION_LETTER, SINGLE_WORD
 
-TRAIN_WORLD_SEED, TEST_WORLD_SEED = 1, 2
+TRAIN_WORLD_SEED, TEST_WORLD_SEED, READOUT_WORLD_SEED = 1, 2, 3
 WORLD_SIZE = 256  # the fine tower's resolution: rendering larger only costs time
 DESCRIBE_PROMPTS = ("Describe this image.", "Describe this image in detail.", "What do you see in this picture?",
                     "What is in this image?", "Tell me about this image.")
@@ -199,19 +199,22 @@ def easyvqa_examples(n_vqa: int, n_captions: int, n_describe: int, seed: int, tu
 
 # -- synthetic world --
 
-def render_worlds(root: Path, n_train: int, n_test: int, progress=None) -> tuple[Path, Path]:
-    """Train and test worlds from different seeds; each rendered once (kept if already complete)."""
+def render_worlds(root: Path, n_train: int, n_test: int, n_readout: int = 0, progress=None) -> tuple[Path, ...]:
+    """Train, test and (n_readout > 0) readout worlds from different seeds; each rendered once (kept if complete)."""
     from cambrian.cvbench import render_world
 
     worlds = []
-    for name, n, seed in (("train", n_train, TRAIN_WORLD_SEED), ("test", n_test, TEST_WORLD_SEED)):
+    for name, n, seed in (("train", n_train, TRAIN_WORLD_SEED), ("test", n_test, TEST_WORLD_SEED),
+                          ("readout", n_readout, READOUT_WORLD_SEED)):
+        if not n:
+            continue
         folder = root / f"world-{name}-seed{seed}-n{n}"
         if not (folder / "annotations" / "omni3d.json").exists():
             render_world(folder, n=n, seed=seed, size=WORLD_SIZE, workers=2)
         worlds.append(folder)
         if progress:
             progress(n)
-    return worlds[0], worlds[1]
+    return tuple(worlds)
 
 
 def scene_words(image, min_visibility: float = 0.25) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The quickstart's model is the `cambrian-nano` preset: two frozen views of the packaged EfficientNet-Lite0 (256 px on
 16 x 16 and 128 px on 8 x 8) -> SVA with in-LLM aggregation -> SmolLM2-135M-Instruct, saved with a short chat
-template.
+template; plus a coordinate readout (one soft-word token after each image's grid, connectors/coordinate_readout.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,13 @@ SHORT_CHAT_TEMPLATE = (
 
 
 def quickstart_config() -> CambrianConfig:
-    """The `cambrian-nano` preset: one definition for the quickstart, `cambrian eval` and the benchmarks."""
-    return get_preset("cambrian-nano")
+    """The `cambrian-nano` preset with a coordinate readout that can say the synthetic CV-Bench's answer words
+    (readout.py): one definition for the quickstart, `cambrian eval` and the benchmarks."""
+    from cambrian.quickstart_lib.readout import readout_words
+
+    config = get_preset("cambrian-nano")
+    config.connector = {**config.connector, "readout_words": readout_words()}
+    return config
 
 
 def build_quickstart_model():

@@ -1,0 +1,62 @@
+"""Coordinate readout: one more visual token, a word chosen from where things lie in one tower's grid.
+
+The SVA gives each of its L x L queries one window of the grids; nothing in a visual token says where its window
+lies except its place in the sequence, so relating two places (is the red box lower than the blue one?) is left to
+the LLM, and a 135M LLM did not learn that in a CPU budget (docs/quickstart.md, sessions 9-17). The readout pools the
+*where* itself: K softmax attention maps over the cells of one tower's grid (a linear score per cell) each pool the
+cells' (x, y) centres and V numbers read off each cell; an MLP over the K pooled vectors scores a fixed list of
+words; the token is the probability-weighted mean of the LLM's own embeddings of those words (a "soft word"), so the
+LLM reads it as text. It is fitted alone, before stage 2, on questions whose answer the image fixes
+(`cambrian/quickstart_lib/readout.py`), and stays frozen after. Not in the released Cambrian-1; off unless
+`ConnectorConfig.readout_words` lists words.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def cell_coordinates(grid: int) -> torch.Tensor:
+    """(grid * grid, 2): each cell's (x, y) centre in [-1, 1], row by row as a (grid, grid) map flattens."""
+    side = torch.linspace(-1, 1, grid)
+    y, x = torch.meshgrid(side, side, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], dim=-1)
+
+
+class CoordinateReadout(nn.Module):
+    """(I, g, g, C) grid -> (I, d_llm) soft-word token; `word_logits` -> (I, words) for fitting."""
+
+    def __init__(self, channels: int, grid: int, words: int, llm_width: int, heads: int = 8, values: int = 8,
+                 hidden: int = 128):
+        super().__init__()
+        self.grid, self.heads, self.values = grid, heads, values
+        self.score = nn.Linear(channels, heads)
+        self.value = nn.Linear(channels, heads * values) if values else None
+        self.mlp = nn.Sequential(nn.Linear(heads * (2 + values), hidden), nn.GELU(), nn.Linear(hidden, words))
+        self.register_buffer("coordinates", cell_coordinates(grid), persistent=False)
+        # set when fitted (quickstart_lib/readout.py) and saved with the model
+        self.register_buffer("feature_mean", torch.zeros(channels))
+        self.register_buffer("feature_std", torch.ones(channels))
+        self.register_buffer("word_tokens", torch.zeros(words, llm_width))  # the LLM's embedding of each word
+
+    def cells(self, grid: torch.Tensor) -> torch.Tensor:
+        """(I, g, g, C) -> (I, g * g, C), standardised with the fitted channel statistics."""
+        if tuple(grid.shape[1:3]) != (self.grid, self.grid):
+            raise ValueError(f"the coordinate readout reads a {self.grid} x {self.grid} grid, got "
+                             f"{tuple(grid.shape[1:3])}: its tower's grid_size changed since it was built")
+        return (grid.flatten(1, 2) - self.feature_mean) / self.feature_std
+
+    def word_logits(self, cells: torch.Tensor) -> torch.Tensor:
+        """(I, g * g, C) standardised cells -> (I, words)."""
+        attention = self.score(cells).softmax(dim=1)  # (I, N, K): where each head looks
+        pooled = [torch.einsum("ink,nd->ikd", attention, self.coordinates.to(attention.dtype))]
+        if self.value is not None:
+            values = self.value(cells).view(*cells.shape[:2], self.heads, self.values)
+            pooled.append(torch.einsum("ink,inkv->ikv", attention, values))
+        return self.mlp(torch.cat(pooled, dim=-1).flatten(1))
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        probabilities = F.softmax(self.word_logits(self.cells(grid)).float(), dim=-1)
+        return (probabilities @ self.word_tokens.float()).to(grid.dtype)

@@ -1,0 +1,133 @@
+"""Fitting the coordinate readout (`cambrian/models/connectors/coordinate_readout.py`) before stage 2.
+
+CV-Bench's Depth, Distance and Relation answers are fixed by the image (the boxes are drawn on it), so the readout is
+fitted on their answers alone, without the LLM: cross-entropy over each question's options, on the frozen 256 px
+tower's grids, with Gaussian noise on the standardised cells. It needs many images: on the Depth / Distance /
+Relation questions of the quickstart's 300-image train world it memorised them (train 100 %) and read the test
+world's Depth at 57-60 %; with a 3,000-image world (6,340 questions), Depth 80-83 % with class words
+(`benchmarks/README.md`, "Coordinate readout"). So the quickstart renders a world of its own for it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+READOUT_TASKS = ("Depth", "Distance", "Relation")
+DIRECTIONS = ("left", "right", "above", "below")
+
+
+def readout_words() -> list[str]:
+    """Every answer the readout can give: the synthetic world's class words and Relation's directions."""
+    from cambrian.cvbench.world import CATEGORIES
+
+    return [c.name for c in CATEGORIES] + list(DIRECTIONS)
+
+
+@dataclass
+class ReadoutQuestion:
+    image: object  # path or PNG bytes
+    choices: list[str]
+    answer: str
+
+
+def readout_questions(bench_dir: Path) -> list[ReadoutQuestion]:
+    """The Depth, Distance and Relation questions of a CV-Bench folder, with the right option's words."""
+    from cambrian.cvbench import load_cvbench
+
+    questions = []
+    for r in load_cvbench(bench_dir):
+        if r.task in READOUT_TASKS:
+            image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
+            questions.append(ReadoutQuestion(image, list(r.choices), str(r.choices["ABCDEF".index(r.answer_letter)])))
+    return questions
+
+
+def word_tokens(model, tokenizer, words: list[str]) -> torch.Tensor:
+    """(words, d): for each word, the mean of its pieces' unit input embeddings (word_token_ids: the first token of
+    each space-separated piece), at the embeddings' mean norm, as the LLM would read the word."""
+    from cambrian.quickstart_lib.align import word_token_ids
+
+    embeddings = model.language_model.get_input_embeddings().weight.detach().float()
+    scale = embeddings.norm(dim=-1).mean()
+    rows = []
+    for word in words:
+        unit = F.normalize(embeddings[word_token_ids(tokenizer, word.split())], dim=-1).mean(0)
+        rows.append(F.normalize(unit, dim=0) * scale)
+    return torch.stack(rows)
+
+
+@torch.no_grad()
+def readout_grids(model, questions: list[ReadoutQuestion], bf16: bool, batch_size: int = 64,
+                  progress=None) -> torch.Tensor:
+    """(questions, g * g, C) bf16: tower 0's grid of each question's image (bf16 autocast where training uses it:
+    0.57 of fp32's time on this 2-core machine, and the evaluation runs the model in bf16 as well)."""
+    from cambrian.quickstart_lib.train import load_image
+    from cambrian.train.loop import autocast
+
+    tower = model.towers[0]
+    rows = []
+    with autocast("bf16" if bf16 else "fp32", model.device)():
+        for start in range(0, len(questions), batch_size):
+            chunk = questions[start:start + batch_size]
+            pixels = torch.stack([tower.transform(load_image(q.image)) for q in chunk]).to(model.device)
+            rows.append(tower(pixels).flatten(1, 2).to(torch.bfloat16).cpu())
+            if progress:
+                progress(len(chunk))
+    return torch.cat(rows)
+
+
+def option_masks(questions: list[ReadoutQuestion], words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(questions, words) additive mask leaving each question's options, and the index of its right option."""
+    mask = torch.full((len(questions), len(words)), float("-inf"))
+    for row, q in enumerate(questions):
+        mask[row, [words.index(c) for c in q.choices]] = 0.0
+    return mask, torch.tensor([words.index(q.answer) for q in questions])
+
+
+def fit_readout(model, tokenizer, questions: list[ReadoutQuestion], steps: int, bf16: bool, lr: float = 3e-3,
+                batch_size: int = 64, noise: float = 0.5, seed: int = 0, progress=None) -> dict:
+    """Fits `model.readout` on the questions' answers; returns what it took and its accuracy on those questions."""
+    readout = model.readout
+    words = model.config.connector_config.readout_words
+    unknown = sorted({c for q in questions for c in q.choices} - set(words))
+    if unknown:
+        raise ValueError(f"the readout's words ({words}) lack the options {unknown}: build the model with "
+                         "ConnectorConfig.readout_words = quickstart_lib.readout.readout_words()")
+    start = time.perf_counter()
+    grids = readout_grids(model, questions, bf16, progress=progress)
+    grids_s = time.perf_counter() - start
+    device = readout.feature_mean.device
+    readout.feature_mean.copy_(grids.float().mean((0, 1)))
+    readout.feature_std.copy_(grids.float().std((0, 1)) + 1e-6)
+    readout.word_tokens.copy_(word_tokens(model, tokenizer, words))
+    mask, right = option_masks(questions, words)
+    model.requires_grad_(False)
+    readout.requires_grad_(True)
+    readout.train()
+    optimizer = torch.optim.AdamW(readout.parameters(), lr=lr, weight_decay=0.05)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(steps):
+        batch = torch.randint(0, len(questions), (batch_size,), generator=generator)
+        cells = readout.cells(grids[batch].float().to(device).unflatten(1, (readout.grid, readout.grid)))
+        cells = cells + noise * torch.randn(cells.shape, generator=generator).to(device)
+        loss = F.cross_entropy(readout.word_logits(cells) + mask[batch].to(device), right[batch].to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    readout.requires_grad_(False)
+    readout.eval()
+    with torch.no_grad():
+        predicted = torch.cat([
+            (readout.word_logits(readout.cells(grids[s:s + 256].float().to(device).unflatten(1, (readout.grid,) * 2)))
+             + mask[s:s + 256].to(device)).argmax(-1).cpu() for s in range(0, len(questions), 256)])
+    return {"questions": len(questions), "steps": steps, "grids_seconds": round(grids_s, 1),
+            "seconds": round(time.perf_counter() - start, 1), "loss_last": round(sum(losses[-20:]) / 20, 3)
+            if len(losses) >= 20 else (round(losses[-1], 3) if losses else None),
+            "train_accuracy": round(100 * float((predicted == right).float().mean()), 1)}
