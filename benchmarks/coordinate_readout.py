@@ -39,6 +39,8 @@ from box_outline_probe import cell_features  # noqa: E402
 from cvbench_answer_alignment import answer_items, new_train_bench  # noqa: E402
 
 from cambrian.models.connectors.coordinate_readout import CoordinateReadout  # noqa: E402
+from cambrian.quickstart_lib.readout import ReadoutQuestion  # noqa: E402
+from cambrian.quickstart_lib.readout import option_masks as readout_option_masks  # noqa: E402
 
 TASKS = ("Depth", "Distance", "Relation")
 
@@ -50,10 +52,8 @@ def readout_items(bench: Path, target: str) -> list[tuple[str, list[str], str, s
 
 def option_masks(items, vocabulary: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """(questions, words) additive mask that leaves each question's options, and the right option's index."""
-    mask = torch.full((len(items), len(vocabulary)), float("-inf"))
-    for row, (_, choices, _, _) in enumerate(items):
-        mask[row, [vocabulary.index(c) for c in choices]] = 0.0
-    return mask, torch.tensor([vocabulary.index(right) for _, _, right, _ in items])
+    return readout_option_masks([ReadoutQuestion(image, choices, right) for image, choices, right, _ in items],
+                                vocabulary)
 
 
 def grid_features(tower, items, cache: Path) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import typer
@@ -25,9 +25,10 @@ class Plan:
     world_test: int = 70
     world_captions: int = 200
     world_describe: int = 100  # the train world's images after the 200 captioned ones
-    # the coordinate readout (quickstart_lib/readout.py) is fitted on the Depth / Distance / Relation questions of a
-    # world of its own (with 300 images it memorised them: docs/quickstart.md, session 18) and of the train world
-    readout_world: int = 3000
+    # --readout: a coordinate readout (quickstart_lib/readout.py) fitted on the Depth / Distance / Relation questions
+    # of a world of its own (on the 300-image train world's alone it memorised them: benchmarks/README.md) and of the
+    # train world; 0 images: no readout
+    readout_world: int = 0
     readout_steps: int = 600
     self_chat_prompts: int = 16
     self_chat_tokens: int = 48
@@ -55,14 +56,18 @@ class Plan:
     @classmethod
     def smoke(cls) -> Plan:
         return cls(easyvqa_train=64, easyvqa_captions=16, easyvqa_describe=8, world_train=8, world_test=6,
-                   world_captions=4, world_describe=4, readout_world=6, readout_steps=3, self_chat_prompts=4,
-                   self_chat_tokens=16, eval_easyvqa=16,
+                   world_captions=4, world_describe=4, self_chat_prompts=4, self_chat_tokens=16, eval_easyvqa=16,
                    eval_cvbench=8, stage1_steps=2, stage2_steps=3)
 
+    def with_readout(self, smoke: bool) -> Plan:
+        return replace(self, readout_world=6 if smoke else 3000, readout_steps=3 if smoke else 600)
 
-STAGE2_MIX = {"vqa": 0.62, "cvbench": 0.22, "describe": 0.1, "chat": 0.06}
-# CV-Bench 0.22 (it was 0.08): the LLM turned the readout's answer words into letters within 105 CV-Bench batches
-# (benchmarks/README.md, "Coordinate readout"), where 0.08 gave it 22-35.
+
+STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
+# with --readout: the LLM turned the readout's answer words into letters within 105 CV-Bench-only batches
+# (benchmarks/README.md, "Does the LLM turn the readout's words into letters?"), where 0.08 of a 15-minute stage 2 gives
+# CV-Bench 22-35; in a 15-minute run with 0.22 (160 steps, 38 of them CV-Bench) it learned neither that nor yes/no
+READOUT_STAGE2_MIX = {"vqa": 0.6, "cvbench": 0.28, "describe": 0.08, "chat": 0.04}
 # No colour-only opening any more (sessions 4-6 needed one: colour was never learned in the mix without it): after
 # stage 1's word alignment colour is read from the mix (86-93 %), and the opening cost yes/no its steps
 # (docs/quickstart.md, "Word alignment").
@@ -94,9 +99,12 @@ def quickstart(
     budget_minutes: float = typer.Option(15.0, help="wall-time budget for the whole run; training gets what is left"),
     smoke: bool = typer.Option(False, help="the same path with tiny step counts (CI)"),
     device: str = typer.Option("auto", help="cpu, cuda, or auto (CUDA when one is visible)"),
+    readout: bool = typer.Option(False, help="add a coordinate readout fitted on a 3,000-image world's CV-Bench "
+                                 "answers (~4 more minutes before stage 2; docs/quickstart.md, session 18)"),
 ) -> None:
     """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU (or a GPU), then chat with it."""
-    run_quickstart(out, budget_minutes * 60, Plan.smoke() if smoke else Plan(), smoke, device)
+    plan = Plan.smoke() if smoke else Plan()
+    run_quickstart(out, budget_minutes * 60, plan.with_readout(smoke) if readout else plan, smoke, device)
 
 
 def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: str = "auto") -> dict:
@@ -139,9 +147,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         bf16 = torch.cuda.is_bf16_supported()
         where = f"device: {torch.cuda.get_device_name(device)}"
     say(f"{where}; training compute: {'bf16 autocast' if bf16 else 'fp32'}")
-    say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, coordinate readout, "
-        "SmolLM2-135M-Instruct")
-    model, tokenizer = build_quickstart_model()
+    readout = plan.readout_world > 0
+    say("[1/6] building cambrian-nano: EfficientNet-Lite0 @256 (16x16) + @128 (8x8), SVA, "
+        + ("coordinate readout, " if readout else "") + "SmolLM2-135M-Instruct")
+    model, tokenizer = build_quickstart_model(readout)
     model.to(device)
     millions = sum(p.numel() for p in model.parameters()) / 1e6
     say(f"      {millions:.1f}M parameters, built in {time.perf_counter() - start:.0f} s")
@@ -152,8 +161,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     use_short_template(tokenizer)  # from here on: training, evaluation and chat without the default system turn
     with tqdm(total=plan.world_train + plan.world_test + plan.readout_world, desc="synthetic worlds",
               unit="image") as bar:
-        train_world, test_world, readout_world = qdata.render_worlds(out / "data", plan.world_train, plan.world_test,
-                                                                     plan.readout_world, bar.update)
+        train_world, test_world, *readout_world = qdata.render_worlds(out / "data", plan.world_train,
+                                                                      plan.world_test, plan.readout_world, bar.update)
     easy = qdata.easyvqa_examples(plan.easyvqa_train, plan.easyvqa_captions, plan.easyvqa_describe, seed=0,
                                   turns_per_image=plan.turns_per_image, balance_yes_no=plan.balance_yes_no,
                                   twin_share=plan.twin_share)
@@ -161,7 +170,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                                  plan.world_describe, seed=0, turns_per_image=plan.turns_per_image)
     test_bench, readout_bench = out / "data" / "cvbench-test", out / "data" / "cvbench-readout"
     qdata.build_bench(test_world, test_bench)
-    qdata.build_bench(readout_world, readout_bench)
+    if readout:
+        qdata.build_bench(readout_world[0], readout_bench)
     chat = [qdata.Example(f"chat-{k}", "chat", [{"role": "user", "content": r["prompt"]},
                                                {"role": "assistant", "content": r["answer"]}])
             for k, r in enumerate(chat_rows)]
@@ -216,20 +226,23 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     bar, progress = bar_for("stage 1 (word alignment)", align.max_steps, align.seconds)
     with bar:
         logs = [align_connector(model, tokenizer, words, align, progress=progress)]
-    from cambrian.quickstart_lib.readout import fit_readout, readout_questions
+    readout_log = None
+    if readout:
+        from cambrian.quickstart_lib.readout import fit_readout, readout_questions
 
-    questions = readout_questions(readout_bench) + readout_questions(out / "data" / "cvbench-train")
-    with tqdm(total=len(questions), desc="coordinate readout (tower grids)", unit="image") as bar:
-        readout_log = fit_readout(model, tokenizer, questions, plan.readout_steps, bf16, progress=bar.update)
-    say(f"      coordinate readout: {readout_log['questions']} Depth / Distance / Relation questions, tower grids in "
-        f"{readout_log['grids_seconds']:.0f} s, {readout_log['steps']} steps, {readout_log['seconds']:.0f} s in all; "
-        f"{readout_log['train_accuracy']:.1f} % of those questions read right")
+        questions = readout_questions(readout_bench) + readout_questions(out / "data" / "cvbench-train")
+        with tqdm(total=len(questions), desc="coordinate readout (tower grids)", unit="image") as bar:
+            readout_log = fit_readout(model, tokenizer, questions, plan.readout_steps, bf16, progress=bar.update)
+        say(f"      coordinate readout: {readout_log['questions']} Depth / Distance / Relation questions, tower grids "
+            f"in {readout_log['grids_seconds']:.0f} s, {readout_log['steps']} steps, {readout_log['seconds']:.0f} s "
+            f"in all; {readout_log['train_accuracy']:.1f} % of those questions read right")
     # timed again now, a few minutes later: each run keeps its faster timing (a brief slowdown is not the evaluation's)
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype,
                                   earlier=eval_timing)
     reserve = EVAL_MARGIN * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
-    stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve),
-                         STAGE2_MIX, plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
+    mix = READOUT_STAGE2_MIX if readout else STAGE2_MIX
+    stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve), mix,
+                         plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
                          train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
     say(f"      evaluation timed again: {eval_timing['seconds']:.0f} s with each run's faster timing; stage 2 gets "
@@ -270,18 +283,19 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
-        "plan": asdict(plan), "stage2_mix": STAGE2_MIX,
+        "plan": asdict(plan), "stage2_mix": mix,
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe, "bf16_matmul_probe_s": matmul,
         "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
         "model": {"path": str(model_dir), "parameters_millions": millions, "summary": (
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
             "at 128 px on an 8x8 grid; SVA connector L=4 (16 visual tokens + 4 newline tokens), D=2, G=1, in-LLM "
-            "aggregation after decoder layers 0, 10, 20, BatchNorm before the projector; a coordinate readout (one "
-            "soft-word token after each image's grid, fitted on Depth / Distance / Relation answers); LLM "
-            "SmolLM2-135M-Instruct; chat template without the default system turn.")},
+            "aggregation after decoder layers 0, 10, 20, BatchNorm before the projector; "
+            + ("a coordinate readout (a soft-word token, 4 times, after each image's grid, fitted on Depth / "
+               "Distance / Relation answers); " if readout else "")
+            + "LLM SmolLM2-135M-Instruct; chat template without the default system turn.")},
         "data": {"counts": counts, "train_world": str(train_world), "test_world": str(test_world),
-                 "readout_world": str(readout_world), "test_bench": str(test_bench)},
+                 "readout_world": str(readout_world[0]) if readout else None, "test_bench": str(test_bench)},
         "training": {"stages": [log.to_dict() for log in logs], "coordinate_readout": readout_log,
                      "visual_token_spread": spread},
         "evaluation": scores, "evaluation_dtype": eval_dtype, "evaluation_timing": eval_timing,

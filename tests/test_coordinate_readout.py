@@ -1,22 +1,36 @@
-"""The coordinate readout probe (benchmarks/coordinate_readout.py): attention maps over the grid cells pool where
-the cells lie, so a comparison of two places is a function of the pooled coordinates."""
+"""The coordinate readout: attention maps over one tower's cells pool where the cells lie, an MLP scores words, and
+the model puts the probability-weighted word embeddings after each image's grid as one more visual token."""
 
 import importlib.util
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
-_DIR = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(_DIR))  # the probe imports its sibling benchmarks
-_spec = importlib.util.spec_from_file_location("coordinate_readout", _DIR / "coordinate_readout.py")
-probe = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(probe)
+from cambrian.models.connectors.coordinate_readout import CoordinateReadout, cell_coordinates
+from cambrian.models.modeling import CambrianForCausalLM
+from cambrian.models.presets import cambrian_tiny
+
+WORDS = ["traffic cone", "sofa", "left"]
+
+
+def tiny_with_readout(words=WORDS, tokens: int = 1):
+    from cambrian.constants import add_image_token
+    from cambrian.models.builder import _tokenizer_for
+
+    torch.manual_seed(0)
+    config = cambrian_tiny()
+    config.connector = {**config.connector, "readout_words": list(words), "readout_tokens": tokens}
+    tokenizer = _tokenizer_for(config)
+    add_image_token(tokenizer)
+    return CambrianForCausalLM(config).eval(), tokenizer
 
 
 def test_cell_coordinates_follow_the_grids_row_by_row_flattening():
-    coordinates = probe.cell_coordinates(4)
+    coordinates = cell_coordinates(4)
     assert coordinates.shape == (16, 2)
     assert coordinates[0].tolist() == [-1.0, -1.0]  # top left
     assert coordinates[3].tolist() == [1.0, -1.0]  # top right: x runs along a row
@@ -38,22 +52,99 @@ def test_the_readout_learns_which_of_two_marked_cells_is_lower_on_grids_it_never
 
     train, train_label = grids(2000)
     test, test_label = grids(300)
-    readout = probe.CoordinateReadout(channels, grid, words=2, heads=2)
+    readout = CoordinateReadout(channels, grid, words=2, llm_width=8, heads=2, values=0)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=1e-2)
     for _ in range(300):
         batch = torch.randint(0, len(train), (64,))
-        loss = F.cross_entropy(readout(train[batch]), train_label[batch])
+        loss = F.cross_entropy(readout.word_logits(train[batch]), train_label[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     with torch.no_grad():
-        accuracy = (readout(test).argmax(-1) == test_label).float().mean().item()
+        accuracy = (readout.word_logits(test).argmax(-1) == test_label).float().mean().item()
     assert accuracy > 0.95
 
 
-def test_option_masks_leave_each_questions_options_and_index_its_answer():
+def test_the_token_is_the_probability_weighted_word_embedding_and_the_grid_side_is_checked():
+    readout = CoordinateReadout(channels=3, grid=2, words=2, llm_width=4, heads=1, values=1)
+    readout.word_tokens.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    with torch.no_grad():
+        readout.mlp[-1].weight.zero_()
+        readout.mlp[-1].bias.copy_(torch.tensor([0.0, 50.0]))  # the second word, whatever the image
+    assert torch.allclose(readout(torch.randn(5, 2, 2, 3)), torch.tensor([0.0, 1.0, 0, 0]).expand(5, 4))
+    with torch.no_grad():
+        readout.mlp[-1].bias.zero_()  # both words alike: their mean
+    assert torch.allclose(readout(torch.randn(1, 2, 2, 3)), torch.tensor([[0.5, 0.5, 0, 0]]))
+    with pytest.raises(ValueError, match="reads a 2 x 2 grid, got .3, 3.: its tower's grid_size changed"):
+        readout(torch.randn(1, 3, 3, 3))
+
+
+def test_each_image_gets_its_soft_word_r_times_after_its_grid_and_the_model_still_runs():
+    model, tokenizer = tiny_with_readout(tokens=2)
+    L = model.query_side
+    assert model.num_image_tokens((64, 64)) == L * (L + 1) + 2
+    assert model.num_image_tokens((64, 32)) == (L // 2) * (L + 1) + 2  # unpadded rows, and the readout's 2 tokens
+    images = [Image.new("RGB", (32, 32), (255, 0, 0)), Image.new("RGB", (64, 32), (0, 0, 255))]
+    encoded = model.encode_images(**model.image_inputs(images))
+    assert encoded.tokens_per_image == [model.num_image_tokens(im.size) for im in images]
+    with torch.no_grad():
+        words = model.readout(model.towers[0](model.image_inputs(images)["pixel_values"][model.towers[0].name]))
+    for tokens, word in zip(encoded.tokens, words, strict=True):
+        assert torch.equal(tokens[-2:], word.expand(2, -1))
+    ids = tokenizer("<image> what is closer? <image>", add_special_tokens=False, return_tensors="pt").input_ids
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), **model.image_inputs(images)}
+    with torch.no_grad():  # the in-LLM blocks read the grid's cells, not the readout's token
+        logits = model(**inputs).logits
+    assert logits.shape[1] == ids.shape[1] - 2 + sum(encoded.tokens_per_image)
+    assert torch.isfinite(logits).all()
+
+
+def test_the_fitted_readout_is_saved_and_loaded_with_the_model(tmp_path):
+    from cambrian.models.builder import load_model, save_model
+
+    model, tokenizer = tiny_with_readout()
+    model.readout.feature_mean.fill_(0.25)
+    model.readout.word_tokens.normal_()
+    save_model(model, tokenizer, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    assert loaded.config.connector_config.readout_words == WORDS
+    for name in ("feature_mean", "feature_std", "word_tokens", "score.weight", "mlp.2.bias"):
+        assert torch.equal(loaded.readout.get_buffer(name) if "." not in name else loaded.readout.get_parameter(name),
+                           model.readout.get_buffer(name) if "." not in name else model.readout.get_parameter(name))
+
+
+def test_fit_readout_learns_the_answers_and_sets_the_llms_word_embeddings(write_tiny_cvbench, tmp_path):
+    from cambrian.quickstart_lib.readout import fit_readout, readout_questions, word_tokens
+
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")] * 4)
+    questions = readout_questions(bench)  # red: the traffic cone (A), blue: the sofa (B)
+    assert [q.answer for q in questions[:2]] == ["traffic cone", "sofa"]
+    model, tokenizer = tiny_with_readout()
+    log = fit_readout(model, tokenizer, questions, steps=60, bf16=False, noise=0.0)
+    assert log["questions"] == 8 and log["train_accuracy"] == 100.0
+    assert torch.equal(model.readout.word_tokens, word_tokens(model, tokenizer, WORDS))
+    embeddings = model.language_model.get_input_embeddings().weight
+    sofa = embeddings[tokenizer(" sofa", add_special_tokens=False).input_ids[0]]
+    assert F.cosine_similarity(model.readout.word_tokens[1], sofa, dim=0) > 0.999
+    assert not any(p.requires_grad for p in model.parameters())  # frozen again: stage 2 does not train it
+
+
+def test_fit_readout_refuses_options_it_has_no_word_for(write_tiny_cvbench, tmp_path):
+    from cambrian.quickstart_lib.readout import fit_readout, readout_questions
+
+    bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A")])
+    model, tokenizer = tiny_with_readout(["sofa", "left"])
+    with pytest.raises(ValueError, match=r"lack the options \['traffic cone'\]"):
+        fit_readout(model, tokenizer, readout_questions(bench), steps=1, bf16=False)
+
+
+def test_the_benchmarks_option_masks_leave_each_questions_options_and_index_its_answer():
+    bench_dir = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench_dir))  # the probe imports its sibling benchmarks
+    spec = importlib.util.spec_from_file_location("coordinate_readout", bench_dir / "coordinate_readout.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
     items = [("a.png", ["red", "blue"], "blue", "Depth"), ("b.png", ["left", "right"], "left", "Relation")]
-    vocabulary = ["blue", "left", "red", "right"]
-    mask, right = probe.option_masks(items, vocabulary)
+    mask, right = probe.option_masks(items, ["blue", "left", "red", "right"])
     assert right.tolist() == [0, 1]
     assert torch.isinf(mask).tolist() == [[False, True, False, True], [True, False, True, False]]

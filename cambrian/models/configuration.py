@@ -71,6 +71,7 @@ class ConnectorConfig:
     readout_words: list[str] = field(default_factory=list)
     readout_heads: int = 8  # K attention maps
     readout_values: int = 8  # V numbers each map pools besides (x, y)
+    readout_tokens: int = 1  # the soft word repeated this many times after the grid (more of the LLM's attention)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ConnectorConfig:

@@ -146,7 +146,8 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
 
     def num_image_tokens(self, image_size: tuple[int, int]) -> int:
         rows, cols = self.image_grid_shape(image_size)
-        return rows * (cols + (self.image_newline is not None)) + (self.readout is not None)
+        readout = self.config.connector_config.readout_tokens if self.readout is not None else 0
+        return rows * (cols + (self.image_newline is not None)) + readout
 
     def _default_image_sizes(self, count: int) -> list[tuple[int, int]]:
         side = self.towers[0].config.image_size
@@ -188,9 +189,10 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
             tokens.append(kept.reshape(-1, kept.shape[-1]))
             shapes.append((rows.stop - rows.start, cols.stop - cols.start))
             cells.append(cell_ids[rows, cols].reshape(-1))
-        if self.readout is not None:  # after the grid: one soft word read off tower 0's grid
+        if self.readout is not None:  # after the grid: a soft word read off tower 0's grid (repeated R times)
             words = self.readout(grids[0])
-            tokens = [torch.cat([t, words[i:i + 1].to(t.dtype)]) for i, t in enumerate(tokens)]
+            repeat = self.config.connector_config.readout_tokens
+            tokens = [torch.cat([t, words[i:i + 1].to(t.dtype).expand(repeat, -1)]) for i, t in enumerate(tokens)]
         return EncodedImages(tokens, shapes, vision, cells)
 
     def _in_llm_aggregation(self, input_ids: torch.Tensor, images: EncodedImages) -> InLLMAggregation | None:
@@ -200,7 +202,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         newline = int(self.image_newline is not None)
         positions, image_index = [], []
         for i, (span, (rows, cols)) in enumerate(zip(spans, images.shapes, strict=True)):
-            grid = span[:rows * (cols + newline)]  # the readout's token, if any, comes after the grid
+            grid = span[:rows * (cols + newline)]  # the readout's tokens, if any, come after the grid
             positions.append(grid.view(rows, cols + newline)[:, :cols].reshape(-1))  # newline column excluded
             image_index.append(torch.full((rows * cols,), i, device=span.device))
         return InLLMAggregation(

@@ -1,6 +1,7 @@
 """The quickstart's model is the `cambrian-nano` preset: two frozen views of the packaged EfficientNet-Lite0 (256 px on
 16 x 16 and 128 px on 8 x 8) -> SVA with in-LLM aggregation -> SmolLM2-135M-Instruct, saved with a short chat
-template; plus a coordinate readout (one soft-word token after each image's grid, connectors/coordinate_readout.py).
+template. `cambrian quickstart --readout` adds a coordinate readout (a soft-word token after each image's grid,
+connectors/coordinate_readout.py).
 """
 
 from __future__ import annotations
@@ -18,21 +19,22 @@ SHORT_CHAT_TEMPLATE = (
 )
 
 
-def quickstart_config() -> CambrianConfig:
-    """The `cambrian-nano` preset with a coordinate readout that can say the synthetic CV-Bench's answer words
-    (readout.py): one definition for the quickstart, `cambrian eval` and the benchmarks."""
-    from cambrian.quickstart_lib.readout import readout_words
-
+def quickstart_config(readout: bool = False) -> CambrianConfig:
+    """The `cambrian-nano` preset (one definition for the quickstart, `cambrian eval` and the benchmarks); with
+    `readout`, plus a coordinate readout that can say the synthetic CV-Bench's answer words (readout.py)."""
     config = get_preset("cambrian-nano")
-    config.connector = {**config.connector, "readout_words": readout_words()}
+    if readout:
+        from cambrian.quickstart_lib.readout import READOUT_TOKENS, readout_words
+
+        config.connector = {**config.connector, "readout_words": readout_words(), "readout_tokens": READOUT_TOKENS}
     return config
 
 
-def build_quickstart_model():
+def build_quickstart_model(readout: bool = False):
     """-> (model, tokenizer) with real weights; the tokenizer keeps SmolLM2's template until `use_short_template`."""
     from cambrian.models.builder import build_model
 
-    return build_model(quickstart_config())
+    return build_model(quickstart_config(readout))
 
 
 def use_short_template(tokenizer) -> None:
