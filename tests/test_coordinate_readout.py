@@ -111,6 +111,9 @@ def test_the_fitted_readout_is_saved_and_loaded_with_the_model(tmp_path):
     for name in ("feature_mean", "feature_std", "word_tokens", "score.weight", "mlp.2.bias"):
         assert torch.equal(loaded.readout.get_buffer(name) if "." not in name else loaded.readout.get_parameter(name),
                            model.readout.get_buffer(name) if "." not in name else model.readout.get_parameter(name))
+    grid = torch.randn(2, model.readout.grid, model.readout.grid, model.towers[0].hidden_size)
+    with torch.no_grad():  # the same tokens: a non-persistent buffer came back uninitialised (NaN) from from_pretrained
+        assert torch.isfinite(loaded.readout(grid)).all() and torch.allclose(loaded.readout(grid), model.readout(grid))
 
 
 def test_fit_readout_learns_the_answers_and_sets_the_llms_word_embeddings(write_tiny_cvbench, tmp_path):

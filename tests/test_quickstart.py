@@ -248,6 +248,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
     assert report["smoke"] and [len(s["steps"]) for s in report["training"]["stages"]] == [2, 3]
     assert report["notes"] == []  # smoke's 3 steps are by design, not a slow machine
     assert report["training"]["stages"][0]["name"] == "stage 1 (word alignment)"
+    assert report["training"]["coordinate_readout"] is None  # only with --readout
     captions = [json.loads(line) for line in (out / "data" / "alignment.jsonl").read_text().splitlines()]
     assert all(c["words"] for c in captions if c["id"].startswith("easyvqa"))  # what stage 1 aligns the tokens to
     assert any(c["words"] for c in captions if c["id"].startswith("world"))
@@ -362,3 +363,22 @@ def test_bf16_is_chosen_by_a_timed_matmul_not_by_a_cpu_flag():
     # the decision follows the timings whatever the CPU calls itself (an AMD Zen 4 has AVX-512 BF16 but no AMX)
     assert bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.017, "ratio": 0.44})
     assert not bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.076, "ratio": 2.0})  # emulated bf16
+
+
+def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
+    out = tmp_path / "qs"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", CAMBRIAN_CACHE=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", "from cambrian.cli import main; main()", "quickstart", "--smoke",
+                             "--readout", "--out", str(out)], capture_output=True, text=True, env=env, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "coordinate readout: " in result.stdout + result.stderr
+    report = json.loads((out / "report.json").read_text())
+    readout = report["training"]["coordinate_readout"]
+    assert readout["questions"] > 0 and readout["steps"] == 3  # the readout world's and the train world's questions
+    assert report["stage2_mix"]["cvbench"] > 0.08 and report["data"]["readout_world"]
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert "sofa" in config["connector"]["readout_words"] and config["connector"]["readout_tokens"] == 4
+    from cambrian.models.builder import load_model
+
+    model, _ = load_model(out / "model")  # the fitted readout comes back with the model
+    assert model.readout is not None and model.readout.word_tokens.abs().sum() > 0

@@ -35,7 +35,6 @@ class CoordinateReadout(nn.Module):
         self.score = nn.Linear(channels, heads)
         self.value = nn.Linear(channels, heads * values) if values else None
         self.mlp = nn.Sequential(nn.Linear(heads * (2 + values), hidden), nn.GELU(), nn.Linear(hidden, words))
-        self.register_buffer("coordinates", cell_coordinates(grid), persistent=False)
         # set when fitted (quickstart_lib/readout.py) and saved with the model
         self.register_buffer("feature_mean", torch.zeros(channels))
         self.register_buffer("feature_std", torch.ones(channels))
@@ -51,7 +50,9 @@ class CoordinateReadout(nn.Module):
     def word_logits(self, cells: torch.Tensor) -> torch.Tensor:
         """(I, g * g, C) standardised cells -> (I, words)."""
         attention = self.score(cells).softmax(dim=1)  # (I, N, K): where each head looks
-        pooled = [torch.einsum("ink,nd->ikd", attention, self.coordinates.to(attention.dtype))]
+        # made here, not kept as a buffer: from_pretrained left a non-persistent one uninitialised (NaN tokens)
+        coordinates = cell_coordinates(self.grid).to(attention.device, attention.dtype)
+        pooled = [torch.einsum("ink,nd->ikd", attention, coordinates)]
         if self.value is not None:
             values = self.value(cells).view(*cells.shape[:2], self.heads, self.values)
             pooled.append(torch.einsum("ink,inkv->ikv", attention, values))
