@@ -100,7 +100,7 @@ def quickstart(
     smoke: bool = typer.Option(False, help="the same path with tiny step counts (CI)"),
     device: str = typer.Option("auto", help="cpu, cuda, or auto (CUDA when one is visible)"),
     readout: bool = typer.Option(False, help="add a coordinate readout fitted on a 3,000-image world's CV-Bench "
-                                 "answers (~4 more minutes before stage 2; docs/quickstart.md, session 18)"),
+                                 "answers (~3.5 more minutes before stage 2; docs/quickstart.md, session 18)"),
 ) -> None:
     """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU (or a GPU), then chat with it."""
     plan = Plan.smoke() if smoke else Plan()

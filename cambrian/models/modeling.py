@@ -98,7 +98,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         else:
             raise ValueError(f"unknown connector type {connector.type!r}; use 'sva' or 'mlp'")
         self.image_newline = nn.Parameter(torch.randn(llm_width) / llm_width**0.5) if connector.image_newline else None
-        self.readout = None  # one more token after each image's grid (connectors/coordinate_readout.py)
+        self.readout = None  # R more tokens after each image's grid (connectors/coordinate_readout.py)
         if connector.readout_words:
             tower = self.towers[0]
             self.readout = CoordinateReadout(tower.hidden_size, tower.grid_size, len(connector.readout_words),

@@ -5,7 +5,9 @@ fitted on their answers alone, without the LLM: cross-entropy over each question
 tower's grids, with Gaussian noise on the standardised cells. It needs many images: on the Depth / Distance /
 Relation questions of the quickstart's 300-image train world it memorised them (train 100 %) and read the test
 world's Depth at 57-60 %; with a 3,000-image world (6,340 questions), Depth 80-83 % with class words
-(`benchmarks/README.md`, "Coordinate readout"). So the quickstart renders a world of its own for it.
+(`benchmarks/README.md`, "A readout that knows where the cells lie"). So `cambrian quickstart --readout` renders a
+world of its own for it. The LLM did not learn to read the readout's tokens in the runs measured (docs/quickstart.md,
+session 18).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 READOUT_TASKS = ("Depth", "Distance", "Relation")
 # the soft word 4 times after each image's grid: in the one quickstart run with 1 (and 38 CV-Bench batches) the LLM
 # answered one letter per task; the LLM that passed the readout's words on (benchmarks/README.md) had them in all 16
-# cells. 4 is a guess between the two, not a measured optimum.
+# cells. 4 is a guess between the two, not a measured optimum; with 4 it did not read them either (132 batches).
 READOUT_TOKENS = 4
 DIRECTIONS = ("left", "right", "above", "below")
 
