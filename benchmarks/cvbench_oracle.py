@@ -46,7 +46,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 BOX_COLOURS = ("red", "blue", "green")  # the order CV-Bench's drawn boxes come in (cambrian/cvbench/build.py)
 
@@ -208,16 +207,11 @@ def readout_cells(bench_dir: Path, side: int, predictions: dict[str, str] | None
 
 def use_oracle_tokens(model, tokenizer, cells: dict[str, list]) -> None:
     """The connector's output becomes the embeddings of each cell's words for the images `image_inputs` is given."""
-    from cambrian.quickstart_lib.align import word_token_ids
+    from cambrian.quickstart_lib.readout import word_tokens
 
-    embeddings = model.language_model.get_input_embeddings().weight.detach()
-    scale = embeddings.norm(dim=-1).mean()
-
-    def token(words: tuple[str, ...]) -> torch.Tensor:
-        unit = F.normalize(embeddings[word_token_ids(tokenizer, list(words))].float(), dim=-1).mean(0)
-        return F.normalize(unit, dim=0) * scale
-
-    grids = {key: torch.stack([torch.stack([token(w) for w in row]) for row in rows]) for key, rows in cells.items()}
+    unique = sorted({words for rows in cells.values() for row in rows for words in row})
+    token = dict(zip(unique, word_tokens(model, tokenizer, [" ".join(words) for words in unique]), strict=True))
+    grids = {key: torch.stack([torch.stack([token[w] for w in row]) for row in rows]) for key, rows in cells.items()}
     current: list[torch.Tensor] = []
     image_inputs = model.image_inputs
 
