@@ -15,11 +15,17 @@ readout does not see the question; Count needs the question's class, and is left
 `--target colour` answers Depth and Distance with the colour of the right option's box ("red", "blue", "green"),
 `--target word` with its class word ("sofa"), which needs the object recognised too. `--train-world N` renders a new
 train world of N images (each Depth / Distance / Relation question has its own image, boxes drawn) instead of the
-run's 300-image one. `--predictions FILE` writes the test questions' answers (image key -> words) for
+run's 300-image one. `--loss options` (as in session 18) takes the softmax over each question's options only;
+`--loss group` over the right answer's group of words (the Depth / Distance words, left / right, above / below), as
+the model's readout makes its tokens (session 19: with `options` the mass on the group's other words is free, and a
+token made from the whole group need not say either option). Both are scored as the LLM compares the options (the
+right option above the others); `group` also reports the mean mass of the group's softmax on the right word.
+`--predictions FILE` writes the test questions' answers (image key -> words) for
 `cvbench_oracle.py --tokens readout`, which asks whether the LLM turns them into letters.
 
     .venv/bin/python benchmarks/coordinate_readout.py --run runs/quickstart [--train-world 3000] \\
-        [--target colour|word] [--steps 600] [--heads 8] [--values 0] [--predictions FILE] [--threads 2] \\
+        [--target colour|word] [--loss options|group] [--steps 600] [--heads 8] [--values 0] [--predictions FILE] \\
+        [--threads 2] \\
         [--out /tmp/coordinate-readout]
 """
 
@@ -43,6 +49,7 @@ from cambrian.quickstart_lib.readout import ReadoutQuestion  # noqa: E402
 from cambrian.quickstart_lib.readout import option_masks as readout_option_masks  # noqa: E402
 
 TASKS = ("Depth", "Distance", "Relation")
+DIRECTION_GROUPS = (("left", "right"), ("above", "below"))
 
 
 def readout_items(bench: Path, target: str) -> list[tuple[str, list[str], str, str]]:
@@ -54,6 +61,18 @@ def option_masks(items, vocabulary: list[str]) -> tuple[torch.Tensor, torch.Tens
     """(questions, words) additive mask that leaves each question's options, and the right option's index."""
     return readout_option_masks([ReadoutQuestion(image, choices, right) for image, choices, right, _ in items],
                                 vocabulary)
+
+
+def group_masks(items, vocabulary: list[str]) -> torch.Tensor:
+    """(questions, words) additive mask leaving the right answer's group: its direction pair, else every word that
+    is not a direction (the Depth / Distance answers)."""
+    directions = {w for pair in DIRECTION_GROUPS for w in pair}
+    mask = torch.full((len(items), len(vocabulary)), float("-inf"))
+    for row, (_, _, right, _) in enumerate(items):
+        group = next((pair for pair in DIRECTION_GROUPS if right in pair), None)
+        kept = group or [w for w in vocabulary if w not in directions]
+        mask[row, [vocabulary.index(w) for w in kept if w in vocabulary]] = 0.0
+    return mask
 
 
 def grid_features(tower, items, cache: Path) -> torch.Tensor:
@@ -78,12 +97,21 @@ def per_task_accuracy(readout, features, mask, right, items, mean, std) -> dict[
                         / sum(1 for *_, t in items if t == task), 1) for task in tasks}
 
 
+def right_word_mass(readout, features, group_mask, right, mean, std) -> float:
+    """Mean probability of the right word in the softmax over its group: what the model's token for that group
+    would be made of."""
+    with torch.no_grad():
+        logits = readout.word_logits((features.float() - mean) / std) + group_mask
+    return round(float(logits.softmax(-1).gather(1, right[:, None]).mean()), 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="a `cambrian quickstart --out` folder")
     parser.add_argument("--train-world", type=int, default=None, help="train on a new world of this many images")
     parser.add_argument("--world-seed", type=int, default=11)
     parser.add_argument("--target", choices=("colour", "word"), default="colour")
+    parser.add_argument("--loss", choices=("options", "group"), default="options")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--phases", type=int, default=3, help="score the test questions this many times")
     parser.add_argument("--heads", type=int, default=8)
@@ -112,6 +140,8 @@ def main() -> None:
     vocabulary = sorted({c for _, choices, _, _ in train_items + test_items for c in choices})
     train_mask, train_right = option_masks(train_items, vocabulary)
     test_mask, test_right = option_masks(test_items, vocabulary)
+    train_loss_mask = train_mask if args.loss == "options" else group_masks(train_items, vocabulary)
+    test_group = group_masks(test_items, vocabulary)
     readout = CoordinateReadout(train.shape[-1], tower.grid_size, len(vocabulary), 1, args.heads, args.values)
     optimizer = torch.optim.AdamW(readout.parameters(), lr=3e-3, weight_decay=0.05)
     print(f"{len(train_items)} train questions ({train_bench}), {len(test_items)} test; tower grids in "
@@ -120,17 +150,19 @@ def main() -> None:
     for step in range(1, args.steps + 1):
         batch = torch.randint(0, len(train_items), (64,))
         cells = (train[batch].float() - mean) / std
-        loss = F.cross_entropy(readout.word_logits(cells + args.noise * torch.randn_like(cells)) + train_mask[batch],
-                               train_right[batch])
+        loss = F.cross_entropy(readout.word_logits(cells + args.noise * torch.randn_like(cells))
+                               + train_loss_mask[batch], train_right[batch])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         if step % max(1, args.steps // args.phases) == 0 or step == args.steps:
             rows.append({"step": step, "seconds": round(time.perf_counter() - start), "loss": round(loss.item(), 3),
                          "train": per_task_accuracy(readout, train, train_mask, train_right, train_items, mean, std),
-                         "test": per_task_accuracy(readout, test, test_mask, test_right, test_items, mean, std)})
+                         "test": per_task_accuracy(readout, test, test_mask, test_right, test_items, mean, std),
+                         "test_right_word_mass": right_word_mass(readout, test, test_group, test_right, mean, std)})
             print(json.dumps(rows[-1]), flush=True)
-    summary = {"run": str(args.run), "train_bench": str(train_bench), "target": args.target, "heads": args.heads,
+    summary = {"run": str(args.run), "train_bench": str(train_bench), "target": args.target, "loss": args.loss,
+               "heads": args.heads,
                "values": args.values, "train_questions": len(train_items), "tower_seconds": round(features_s),
                "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)

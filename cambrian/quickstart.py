@@ -115,6 +115,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
 
     from cambrian.quickstart_lib import data as qdata
     from cambrian.quickstart_lib.model import build_quickstart_model, use_short_template
+    from cambrian.quickstart_lib.readout import READOUT_TOKENS
     from cambrian.quickstart_lib.self_chat import self_chat
     from cambrian.quickstart_lib.train import StageConfig, train_stage
 
@@ -233,9 +234,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         questions = readout_questions(readout_bench) + readout_questions(out / "data" / "cvbench-train")
         with tqdm(total=len(questions), desc="coordinate readout (tower grids)", unit="image") as bar:
             readout_log = fit_readout(model, tokenizer, questions, plan.readout_steps, bf16, progress=bar.update)
-        say(f"      coordinate readout: {readout_log['questions']} Depth / Distance / Relation questions, tower grids "
-            f"in {readout_log['grids_seconds']:.0f} s, {readout_log['steps']} steps, {readout_log['seconds']:.0f} s "
-            f"in all; {readout_log['train_accuracy']:.1f} % of those questions read right")
+        say(f"      coordinate readout: {readout_log['questions']} Count / Depth / Distance / Relation questions, "
+            f"tower grids in {readout_log['grids_seconds']:.0f} s, {readout_log['steps']} steps, "
+            f"{readout_log['seconds']:.0f} s in all; {readout_log['train_accuracy']:.1f} % of those questions read "
+            "right")
     # timed again now, a few minutes later: each run keeps its faster timing (a brief slowdown is not the evaluation's)
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype,
                                   earlier=eval_timing)
@@ -291,8 +293,9 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
             "Towers: EfficientNet-Lite0 (packaged ImageNet weights, frozen) stages 3+4 at 256 px on a 16x16 grid and "
             "at 128 px on an 8x8 grid; SVA connector L=4 (16 visual tokens + 4 newline tokens), D=2, G=1, in-LLM "
             "aggregation after decoder layers 0, 10, 20, BatchNorm before the projector; "
-            + ("a coordinate readout (a soft-word token, 4 times, after each image's grid, fitted on Depth / "
-               "Distance / Relation answers); " if readout else "")
+            + ("a coordinate readout (4 soft-word tokens: a class, left / right, above / below, a number; each "
+               f"{READOUT_TOKENS} times after each image's grid, fitted on Count / Depth / Distance / Relation "
+               "answers); " if readout else "")
             + "LLM SmolLM2-135M-Instruct; chat template without the default system turn.")},
         "data": {"counts": counts, "train_world": str(train_world), "test_world": str(test_world),
                  "readout_world": str(readout_world[0]) if readout else None, "test_bench": str(test_bench)},

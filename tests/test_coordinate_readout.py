@@ -1,5 +1,5 @@
 """The coordinate readout: attention maps over one tower's cells pool where the cells lie, an MLP scores words, and
-the model puts the probability-weighted word embeddings after each image's grid as one more visual token."""
+the model puts each group's probability-weighted word embeddings after each image's grid as more visual tokens."""
 
 import importlib.util
 import sys
@@ -17,13 +17,14 @@ from cambrian.models.presets import cambrian_tiny
 WORDS = ["traffic cone", "sofa", "left"]
 
 
-def tiny_with_readout(words=WORDS, tokens: int = 1):
+def tiny_with_readout(words=WORDS, tokens: int = 1, groups=None):
     from cambrian.constants import add_image_token
     from cambrian.models.builder import _tokenizer_for
 
     torch.manual_seed(0)
     config = cambrian_tiny()
-    config.connector = {**config.connector, "readout_words": list(words), "readout_tokens": tokens}
+    config.connector = {**config.connector, "readout_words": list(words), "readout_tokens": tokens,
+                        "readout_groups": list(groups or [])}
     tokenizer = _tokenizer_for(config)
     add_image_token(tokenizer)
     return CambrianForCausalLM(config).eval(), tokenizer
@@ -71,26 +72,57 @@ def test_the_token_is_the_probability_weighted_word_embedding_and_the_grid_side_
     with torch.no_grad():
         readout.mlp[-1].weight.zero_()
         readout.mlp[-1].bias.copy_(torch.tensor([0.0, 50.0]))  # the second word, whatever the image
-    assert torch.allclose(readout(torch.randn(5, 2, 2, 3)), torch.tensor([0.0, 1.0, 0, 0]).expand(5, 4))
+    assert torch.allclose(readout(torch.randn(5, 2, 2, 3)), torch.tensor([0.0, 1.0, 0, 0]).expand(5, 1, 4))
     with torch.no_grad():
         readout.mlp[-1].bias.zero_()  # both words alike: their mean
-    assert torch.allclose(readout(torch.randn(1, 2, 2, 3)), torch.tensor([[0.5, 0.5, 0, 0]]))
+    assert torch.allclose(readout(torch.randn(1, 2, 2, 3)), torch.tensor([[[0.5, 0.5, 0, 0]]]))
     with pytest.raises(ValueError, match="reads a 2 x 2 grid, got .3, 3.: its tower's grid_size changed"):
         readout(torch.randn(1, 3, 3, 3))
 
 
-def test_each_image_gets_its_soft_word_r_times_after_its_grid_and_the_model_still_runs():
-    model, tokenizer = tiny_with_readout(tokens=2)
+def test_each_group_gives_a_soft_word_over_its_own_words_only():
+    readout = CoordinateReadout(channels=3, grid=2, words=5, llm_width=5, heads=1, values=0, groups=[3, 2])
+    readout.word_tokens.copy_(torch.eye(5))
+    with torch.no_grad():
+        readout.mlp[-1].weight.zero_()
+        readout.mlp[-1].bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0, 0.0]))  # word 1 wins its group, not the other
+    tokens = readout(torch.randn(2, 2, 2, 3))
+    assert tokens.shape == (2, 2, 5)
+    assert torch.allclose(tokens[:, 0], torch.tensor([0.0, 1.0, 0, 0, 0]).expand(2, 5), atol=1e-6)
+    assert torch.allclose(tokens[:, 1], torch.tensor([0.0, 0, 0, 0.5, 0.5]).expand(2, 5))  # a sure word elsewhere
+    assert readout.group_of(1) == slice(0, 3) and readout.group_of(4) == slice(3, 5)
+    with pytest.raises(ValueError, match=r"groups \[3, 3\] must split the 5 words"):
+        CoordinateReadout(channels=3, grid=2, words=5, llm_width=5, groups=[3, 3])
+
+
+def test_a_temperature_below_one_moves_the_soft_word_toward_its_likeliest_word():
+    def readout_at(temperature):
+        readout = CoordinateReadout(channels=3, grid=2, words=2, llm_width=2, heads=1, values=0,
+                                    temperature=temperature)
+        readout.word_tokens.copy_(torch.eye(2))
+        with torch.no_grad():
+            readout.mlp[-1].weight.zero_()
+            readout.mlp[-1].bias.copy_(torch.tensor([0.0, 1.0]))
+        return readout(torch.randn(1, 2, 2, 3))[0, 0]
+
+    assert torch.allclose(readout_at(1.0), torch.tensor([1.0, 1.0 * torch.e]) / (1 + torch.e))
+    assert torch.allclose(readout_at(0.25), torch.tensor([1.0, torch.e ** 4]) / (1 + torch.e ** 4))
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        readout_at(0.0)
+
+
+def test_each_image_gets_its_soft_words_r_times_after_its_grid_and_the_model_still_runs():
+    model, tokenizer = tiny_with_readout(tokens=2, groups=[2, 1])
     L = model.query_side
-    assert model.num_image_tokens((64, 64)) == L * (L + 1) + 2
-    assert model.num_image_tokens((64, 32)) == (L // 2) * (L + 1) + 2  # unpadded rows, and the readout's 2 tokens
+    assert model.num_image_tokens((64, 64)) == L * (L + 1) + 4
+    assert model.num_image_tokens((64, 32)) == (L // 2) * (L + 1) + 4  # unpadded rows, and 2 groups x 2 tokens
     images = [Image.new("RGB", (32, 32), (255, 0, 0)), Image.new("RGB", (64, 32), (0, 0, 255))]
     encoded = model.encode_images(**model.image_inputs(images))
     assert encoded.tokens_per_image == [model.num_image_tokens(im.size) for im in images]
     with torch.no_grad():
         words = model.readout(model.towers[0](model.image_inputs(images)["pixel_values"][model.towers[0].name]))
-    for tokens, word in zip(encoded.tokens, words, strict=True):
-        assert torch.equal(tokens[-2:], word.expand(2, -1))
+    for tokens, word in zip(encoded.tokens, words, strict=True):  # word: (groups, d)
+        assert torch.equal(tokens[-4:], word.repeat_interleave(2, dim=0))
     ids = tokenizer("<image> what is closer? <image>", add_special_tokens=False, return_tensors="pt").input_ids
     inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), **model.image_inputs(images)}
     with torch.no_grad():  # the in-LLM blocks read the grid's cells, not the readout's token
@@ -122,10 +154,14 @@ def test_fit_readout_learns_the_answers_and_sets_the_llms_word_embeddings(write_
     bench = write_tiny_cvbench(tmp_path / "bench", [((255, 0, 0), "A"), ((0, 0, 255), "B")] * 4)
     questions = readout_questions(bench)  # red: the traffic cone (A), blue: the sofa (B)
     assert [q.answer for q in questions[:2]] == ["traffic cone", "sofa"]
-    model, tokenizer = tiny_with_readout()
+    model, tokenizer = tiny_with_readout(groups=[2, 1])  # the classes, and "left" alone
     log = fit_readout(model, tokenizer, questions, steps=60, bf16=False, noise=0.0)
     assert log["questions"] == 8 and log["train_accuracy"] == 100.0
     assert torch.equal(model.readout.word_tokens, word_tokens(model, tokenizer, WORDS))
+    with torch.no_grad():  # the classes' token is the right class's word: fitted with the group's softmax
+        pixels = model.image_inputs([Image.new("RGB", (32, 32), (255, 0, 0)), Image.new("RGB", (32, 32), (0, 0, 255))])
+        classes = model.readout(model.towers[0](pixels["pixel_values"][model.towers[0].name]))[:, 0]
+    assert F.cosine_similarity(classes, model.readout.word_tokens[:2], dim=-1).min() > 0.9
     embeddings = model.language_model.get_input_embeddings().weight
     sofa = embeddings[tokenizer(" sofa", add_special_tokens=False).input_ids[0]]
     assert F.cosine_similarity(model.readout.word_tokens[1], sofa, dim=0) > 0.999

@@ -102,7 +102,9 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         if connector.readout_words:
             tower = self.towers[0]
             self.readout = CoordinateReadout(tower.hidden_size, tower.grid_size, len(connector.readout_words),
-                                             llm_width, connector.readout_heads, connector.readout_values)
+                                             llm_width, connector.readout_heads, connector.readout_values,
+                                             groups=connector.readout_groups,
+                                             temperature=connector.readout_temperature)
         layers = decoder_layers(self.language_model)
         for k, layer_index in enumerate(self.in_llm_layers):
             layers[layer_index].register_forward_hook(partial(self._aggregate_after_layer, k), with_kwargs=True)
@@ -146,7 +148,8 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
 
     def num_image_tokens(self, image_size: tuple[int, int]) -> int:
         rows, cols = self.image_grid_shape(image_size)
-        readout = self.config.connector_config.readout_tokens if self.readout is not None else 0
+        connector = self.config.connector_config
+        readout = connector.readout_tokens * len(self.readout.groups) if self.readout is not None else 0
         return rows * (cols + (self.image_newline is not None)) + readout
 
     def _default_image_sizes(self, count: int) -> list[tuple[int, int]]:
@@ -189,10 +192,11 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
             tokens.append(kept.reshape(-1, kept.shape[-1]))
             shapes.append((rows.stop - rows.start, cols.stop - cols.start))
             cells.append(cell_ids[rows, cols].reshape(-1))
-        if self.readout is not None:  # after the grid: a soft word read off tower 0's grid (repeated R times)
-            words = self.readout(grids[0])
+        if self.readout is not None:  # after the grid: a soft word per group, read off tower 0's grid (each R times)
+            words = self.readout(grids[0])  # (I, G, d)
             repeat = self.config.connector_config.readout_tokens
-            tokens = [torch.cat([t, words[i:i + 1].to(t.dtype).expand(repeat, -1)]) for i, t in enumerate(tokens)]
+            tokens = [torch.cat([t, words[i].to(t.dtype).repeat_interleave(repeat, dim=0)])
+                      for i, t in enumerate(tokens)]
         return EncodedImages(tokens, shapes, vision, cells)
 
     def _in_llm_aggregation(self, input_ids: torch.Tensor, images: EncodedImages) -> InLLMAggregation | None:

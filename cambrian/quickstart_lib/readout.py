@@ -1,13 +1,16 @@
 """Fitting the coordinate readout (`cambrian/models/connectors/coordinate_readout.py`) before stage 2.
 
 CV-Bench's Depth, Distance and Relation answers are fixed by the image (the boxes are drawn on it), so the readout is
-fitted on their answers alone, without the LLM: cross-entropy over each question's options, on the frozen 256 px
-tower's grids, with Gaussian noise on the standardised cells. It needs many images: on the Depth / Distance /
-Relation questions of the quickstart's 300-image train world it memorised them (train 100 %) and read the test
-world's Depth at 57-60 %; with a 3,000-image world (6,340 questions), Depth 80-83 % with class words
-(`benchmarks/README.md`, "A readout that knows where the cells lie"). So `cambrian quickstart --readout` renders a
-world of its own for it. The LLM did not learn to read the readout's tokens in the runs measured (docs/quickstart.md,
-session 18).
+fitted on their answers alone, without the LLM, on the frozen 256 px tower's grids, with Gaussian noise on the
+standardised cells: cross-entropy over the words of the right answer's group (the classes, left / right, above /
+below), the softmax its token for that group is made with. Count's answer needs the class the question names, which
+the readout does not see; its number token is fitted on the counts all the same and says mostly their prior ("1").
+It needs many images: on the Depth / Distance / Relation questions of the quickstart's 300-image train world it
+memorised them (train 100 %) and read the test world's Depth at 57-60 %; with a 3,000-image world (6,340 questions),
+Depth 80-83 % with class words (`benchmarks/README.md`, "A readout that knows where the cells lie"). So
+`cambrian quickstart --readout` renders a world of its own for it. Session 18 fitted it with a softmax over each
+question's two options alone, which left the mass on the other words free: the token of a left / right question
+often said "beach ball", and the LLM did not learn to read it (docs/quickstart.md, sessions 18 and 19).
 """
 
 from __future__ import annotations
@@ -19,19 +22,28 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-READOUT_TASKS = ("Depth", "Distance", "Relation")
+READOUT_TASKS = ("Count", "Depth", "Distance", "Relation")
 # the soft word 4 times after each image's grid: in the one quickstart run with 1 (and 38 CV-Bench batches) the LLM
 # answered one letter per task; the LLM that passed the readout's words on (benchmarks/README.md) had them in all 16
 # cells. 4 is a guess between the two, not a measured optimum; with 4 it did not read them either (132 batches).
-READOUT_TOKENS = 4
+READOUT_TOKENS = 3
 DIRECTIONS = ("left", "right", "above", "below")
+# Count's options: the count and 3 more from max(0, count - 3) (cvbench/questions.py), a count at most 7 (8 objects
+# of at least 2 classes, cvbench/world.py)
+NUMBERS = tuple(str(n) for n in range(11))
 
 
 def readout_words() -> list[str]:
-    """Every answer the readout can give: the synthetic world's class words and Relation's directions."""
+    """Every answer the readout can give: the synthetic world's class words, Relation's directions, Count's numbers."""
     from cambrian.cvbench.world import CATEGORIES
 
-    return [c.name for c in CATEGORIES] + list(DIRECTIONS)
+    return [c.name for c in CATEGORIES] + list(DIRECTIONS) + list(NUMBERS)
+
+
+def readout_groups() -> list[int]:
+    """`readout_words` in groups, one token each: the classes (Depth, Distance), left / right, above / below (Relation),
+    the numbers (Count: the image alone does not say which class is asked about, so mostly the counts' prior)."""
+    return [len(readout_words()) - len(DIRECTIONS) - len(NUMBERS), 2, 2, len(NUMBERS)]
 
 
 @dataclass
@@ -42,7 +54,7 @@ class ReadoutQuestion:
 
 
 def readout_questions(bench_dir: Path) -> list[ReadoutQuestion]:
-    """The Depth, Distance and Relation questions of a CV-Bench folder, with the right option's words."""
+    """The questions of READOUT_TASKS in a CV-Bench folder, with the right option's words."""
     from cambrian.cvbench import load_cvbench
 
     questions = []
@@ -95,9 +107,20 @@ def option_masks(questions: list[ReadoutQuestion], words: list[str]) -> tuple[to
     return mask, torch.tensor([words.index(q.answer) for q in questions])
 
 
+def group_masks(readout, right: torch.Tensor) -> torch.Tensor:
+    """(questions, words) additive mask leaving the words of the group of each question's right answer: the softmax
+    the readout's token for that group is made with."""
+    mask = torch.full((len(right), sum(readout.groups)), float("-inf"))
+    for row, word in enumerate(right.tolist()):
+        mask[row, readout.group_of(word)] = 0.0
+    return mask
+
+
 def fit_readout(model, tokenizer, questions: list[ReadoutQuestion], steps: int, bf16: bool, lr: float = 3e-3,
                 batch_size: int = 64, noise: float = 0.5, seed: int = 0, progress=None) -> dict:
-    """Fits `model.readout` on the questions' answers; returns what it took and its accuracy on those questions."""
+    """Fits `model.readout` on the questions' answers (a softmax over the right answer's group of words, the one its
+    token is made with); returns what it took and its accuracy on those questions (the right option scored above the
+    other options, as the LLM compares them)."""
     readout = model.readout
     words = model.config.connector_config.readout_words
     unknown = sorted({c for q in questions for c in q.choices} - set(words))
@@ -111,7 +134,8 @@ def fit_readout(model, tokenizer, questions: list[ReadoutQuestion], steps: int, 
     readout.feature_mean.copy_(grids.float().mean((0, 1, 2)))
     readout.feature_std.copy_(grids.float().std((0, 1, 2)) + 1e-6)
     readout.word_tokens.copy_(word_tokens(model, tokenizer, words))
-    mask, right = option_masks(questions, words)
+    options, right = option_masks(questions, words)
+    mask = group_masks(readout, right)
     model.requires_grad_(False)
     readout.requires_grad_(True)
     readout.train()
@@ -131,7 +155,7 @@ def fit_readout(model, tokenizer, questions: list[ReadoutQuestion], steps: int, 
     readout.eval()
     with torch.no_grad():
         predicted = torch.cat([
-            (readout.word_logits(readout.cells(grids[s:s + 256].float().to(device))) + mask[s:s + 256].to(device))
+            (readout.word_logits(readout.cells(grids[s:s + 256].float().to(device))) + options[s:s + 256].to(device))
             .argmax(-1).cpu() for s in range(0, len(questions), 256)])
     loss_last = round(sum(losses[-20:]) / 20, 3) if len(losses) >= 20 else (round(losses[-1], 3) if losses else None)
     return {"questions": len(questions), "steps": steps, "grids_seconds": round(grids_s, 1),

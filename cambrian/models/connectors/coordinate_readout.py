@@ -1,12 +1,15 @@
-"""Coordinate readout: one more visual token, a word chosen from where things lie in one tower's grid.
+"""Coordinate readout: more visual tokens, words chosen from where things lie in one tower's grid.
 
 The SVA gives each of its L x L queries one window of the grids; nothing in a visual token says where its window
 lies except its place in the sequence, so relating two places (is the red box lower than the blue one?) is left to
 the LLM, and a 135M LLM did not learn that in a CPU budget (docs/quickstart.md, sessions 9-17). The readout pools the
 *where* itself: K softmax attention maps over the cells of one tower's grid (a linear score per cell) each pool the
 cells' (x, y) centres and V numbers read off each cell; an MLP over the K pooled vectors scores a fixed list of
-words; the token is the probability-weighted mean of the LLM's own embeddings of those words (a "soft word"), so the
-LLM reads it as text. It is fitted alone, before stage 2, on questions whose answer the image fixes
+words, split in groups (the synthetic CV-Bench's: object classes, left / right, above / below); each group gives one
+token, the probability-weighted mean of the LLM's own embeddings of its words (a "soft word"), so the LLM reads it as
+text. A softmax over each group alone, so that the token says one of that group's words: fitted with a softmax over
+each question's two options only, the mass on the other words was free, and the token of a left / right question
+read "beach ball" (session 19). It is fitted alone, before stage 2, on questions whose answer the image fixes
 (`cambrian/quickstart_lib/readout.py`), and stays frozen after. Not in the released Cambrian-1; off unless
 `ConnectorConfig.readout_words` lists words.
 """
@@ -26,12 +29,17 @@ def cell_coordinates(grid: int) -> torch.Tensor:
 
 
 class CoordinateReadout(nn.Module):
-    """(I, g, g, C) grid -> (I, d_llm) soft-word token; `word_logits` -> (I, words) for fitting."""
+    """(I, g, g, C) grid -> (I, G, d_llm): one soft word per group; `word_logits` -> (I, words) for fitting."""
 
     def __init__(self, channels: int, grid: int, words: int, llm_width: int, heads: int = 8, values: int = 8,
-                 hidden: int = 128):
+                 hidden: int = 128, groups: list[int] | None = None, temperature: float = 1.0):
         super().__init__()
-        self.grid, self.heads, self.values = grid, heads, values
+        groups = list(groups or [words])
+        if sum(groups) != words or min(groups) < 1:
+            raise ValueError(f"readout groups {groups} must split the {words} words into non-empty runs")
+        if temperature <= 0:
+            raise ValueError(f"readout temperature must be positive, got {temperature}")
+        self.grid, self.heads, self.values, self.groups, self.temperature = grid, heads, values, groups, temperature
         self.score = nn.Linear(channels, heads)
         self.value = nn.Linear(channels, heads * values) if values else None
         self.mlp = nn.Sequential(nn.Linear(heads * (2 + values), hidden), nn.GELU(), nn.Linear(hidden, words))
@@ -58,6 +66,18 @@ class CoordinateReadout(nn.Module):
             pooled.append(torch.einsum("ink,inkv->ikv", attention, values))
         return self.mlp(torch.cat(pooled, dim=-1).flatten(1))
 
+    def group_of(self, word: int) -> slice:
+        """The run of word indices in the group of this word."""
+        start = 0
+        for size in self.groups:
+            if word < start + size:
+                return slice(start, start + size)
+            start += size
+        raise IndexError(f"word {word} is not among the readout's {start} words")
+
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
-        probabilities = F.softmax(self.word_logits(self.cells(grid)).float(), dim=-1)
-        return (probabilities @ self.word_tokens.float()).to(grid.dtype)
+        logits = self.word_logits(self.cells(grid)).float() / self.temperature
+        tokens = self.word_tokens.float()
+        words = [F.softmax(group, dim=-1) @ table
+                 for group, table in zip(logits.split(self.groups, -1), tokens.split(self.groups), strict=True)]
+        return torch.stack(words, dim=1).to(grid.dtype)
