@@ -24,10 +24,10 @@ def quickstart_config(readout: bool = False) -> CambrianConfig:
     `readout`, plus a coordinate readout that can say the synthetic CV-Bench's answer words (readout.py)."""
     config = get_preset("cambrian-nano")
     if readout:
-        from cambrian.quickstart_lib.readout import READOUT_TOKENS, readout_groups, readout_words
+        from cambrian.quickstart_lib.readout import READOUT_TEMPERATURE, READOUT_TOKENS, readout_groups, readout_words
 
         config.connector = {**config.connector, "readout_words": readout_words(), "readout_groups": readout_groups(),
-                            "readout_tokens": READOUT_TOKENS}
+                            "readout_tokens": READOUT_TOKENS, "readout_temperature": READOUT_TEMPERATURE}
     return config
 
 

@@ -23,10 +23,13 @@ import torch
 import torch.nn.functional as F
 
 READOUT_TASKS = ("Count", "Depth", "Distance", "Relation")
-# the soft word 4 times after each image's grid: in the one quickstart run with 1 (and 38 CV-Bench batches) the LLM
-# answered one letter per task; the LLM that passed the readout's words on (benchmarks/README.md) had them in all 16
-# cells. 4 is a guess between the two, not a measured optimum; with 4 it did not read them either (132 batches).
+# each group's soft word 3 times after each image's grid. Session 18's single soft word (4 times; 1 in one run) was not
+# read; the LLM that passed the readout's words on (benchmarks/README.md) had them in all 16 cells. 3 is not a
+# measured optimum: it is the one value measured with the groups (docs/quickstart.md, session 19)
 READOUT_TOKENS = 3
+# the groups' softmax at logits / 0.25: CV-Bench alone after a quickstart, 61.5 % after 121 batches against 54.2 %
+# after 126 at 1 (the same fitted readout; docs/quickstart.md, session 19)
+READOUT_TEMPERATURE = 0.25
 DIRECTIONS = ("left", "right", "above", "below")
 # Count's options: the count and 3 more from max(0, count - 3) (cvbench/questions.py), a count at most 7 (8 objects
 # of at least 2 classes, cvbench/world.py)
