@@ -65,7 +65,7 @@ class Plan:
 
 STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
 # with --readout: the LLM read the readout's grouped tokens within 121 CV-Bench-only batches (61.5 %, docs/quickstart.md
-# session 19), so CV-Bench gets 0.45 of stage 2's batches; 0.43 leaves easy-VQA about the 85-195 batches it learned in
+# session 19), so CV-Bench gets 0.45 of stage 2's batches; easy-VQA was learned in 85-201 vqa batches (sessions 18-19)
 READOUT_STAGE2_MIX = {"vqa": 0.43, "cvbench": 0.45, "describe": 0.08, "chat": 0.04}
 # No colour-only opening any more (sessions 4-6 needed one: colour was never learned in the mix without it): after
 # stage 1's word alignment colour is read from the mix (86-93 %), and the opening cost yes/no its steps
@@ -99,7 +99,7 @@ def quickstart(
     smoke: bool = typer.Option(False, help="the same path with tiny step counts (CI)"),
     device: str = typer.Option("auto", help="cpu, cuda, or auto (CUDA when one is visible)"),
     readout: bool = typer.Option(False, help="add a coordinate readout fitted on a 3,000-image world's CV-Bench "
-                                 "answers (~4-6 more minutes before stage 2, and more CV-Bench in it: give it "
+                                 "answers (3.5-5 more minutes before stage 2, and more CV-Bench in it: give it "
                                  "--budget-minutes 30; docs/quickstart.md, session 19)"),
 ) -> None:
     """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU (or a GPU), then chat with it."""

@@ -377,8 +377,14 @@ def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     assert readout["questions"] > 0 and readout["steps"] == 3  # the readout world's and the train world's questions
     assert report["stage2_mix"]["cvbench"] > 0.08 and report["data"]["readout_world"]
     config = json.loads((out / "model" / "config.json").read_text())
-    assert "sofa" in config["connector"]["readout_words"] and config["connector"]["readout_tokens"] == 4
+    from cambrian.quickstart_lib.readout import READOUT_TEMPERATURE, READOUT_TOKENS, readout_groups
+
+    connector = config["connector"]
+    assert "sofa" in connector["readout_words"] and "2" in connector["readout_words"]  # classes ... Count's numbers
+    assert connector["readout_groups"] == readout_groups() and sum(readout_groups()) == len(connector["readout_words"])
+    assert connector["readout_tokens"] == READOUT_TOKENS and connector["readout_temperature"] == READOUT_TEMPERATURE
     from cambrian.models.builder import load_model
 
     model, _ = load_model(out / "model")  # the fitted readout comes back with the model
     assert model.readout is not None and model.readout.word_tokens.abs().sum() > 0
+    assert model.readout.groups == readout_groups() and model.readout.temperature == READOUT_TEMPERATURE

@@ -66,8 +66,8 @@ class ConnectorConfig:
     # BatchNorm of the aggregated queries (per channel, over images and cells) before the projector; not in the
     # released model. For short from-scratch training (cambrian-nano): see SpatialVisionAggregator.query_norm.
     batch_norm: bool = False
-    # Coordinate readout (connectors/coordinate_readout.py; not in the released model): one more visual token, a soft
-    # word from this list read off tower 0's grid by attention maps that pool the cells' (x, y). Empty: no readout.
+    # Coordinate readout (connectors/coordinate_readout.py; not in the released model): more visual tokens, soft words
+    # from this list read off tower 0's grid by attention maps that pool the cells' (x, y). Empty: no readout.
     readout_words: list[str] = field(default_factory=list)
     readout_heads: int = 8  # K attention maps
     readout_values: int = 8  # V numbers each map pools besides (x, y)

@@ -1,6 +1,6 @@
 """The quickstart's model is the `cambrian-nano` preset: two frozen views of the packaged EfficientNet-Lite0 (256 px on
 16 x 16 and 128 px on 8 x 8) -> SVA with in-LLM aggregation -> SmolLM2-135M-Instruct, saved with a short chat
-template. `cambrian quickstart --readout` adds a coordinate readout (a soft-word token after each image's grid,
+template. `cambrian quickstart --readout` adds a coordinate readout (soft-word tokens after each image's grid,
 connectors/coordinate_readout.py).
 """
 
