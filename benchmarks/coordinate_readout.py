@@ -25,8 +25,7 @@ right option above the others); `group` also reports the mean mass of the group'
 
     .venv/bin/python benchmarks/coordinate_readout.py --run runs/quickstart [--train-world 3000] \\
         [--target colour|word] [--loss options|group] [--steps 600] [--heads 8] [--values 0] [--predictions FILE] \\
-        [--threads 2] \\
-        [--out /tmp/coordinate-readout]
+        [--threads 2] [--out /tmp/coordinate-readout]
 """
 
 from __future__ import annotations
@@ -162,9 +161,8 @@ def main() -> None:
                          "test_right_word_mass": right_word_mass(readout, test, test_group, test_right, mean, std)})
             print(json.dumps(rows[-1]), flush=True)
     summary = {"run": str(args.run), "train_bench": str(train_bench), "target": args.target, "loss": args.loss,
-               "heads": args.heads,
-               "values": args.values, "train_questions": len(train_items), "tower_seconds": round(features_s),
-               "phases": rows}
+               "heads": args.heads, "values": args.values, "train_questions": len(train_items),
+               "tower_seconds": round(features_s), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "coordinate_readout.json").write_text(json.dumps(summary, indent=1))
     if args.predictions:

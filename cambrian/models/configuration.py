@@ -71,8 +71,8 @@ class ConnectorConfig:
     readout_words: list[str] = field(default_factory=list)
     readout_heads: int = 8  # K attention maps
     readout_values: int = 8  # V numbers each map pools besides (x, y)
-    # the words in groups of these sizes, in order (e.g. [12, 2, 2]: classes, left/right, above/below); one soft word
-    # per group, each a softmax over its own words only. Empty: one group of all the words
+    # the words in groups of these sizes, in order (the quickstart's [12, 2, 2, 11]: classes, left/right, above/below,
+    # numbers); one soft word per group, each a softmax over its own words only. Empty: one group of all the words
     readout_groups: list[int] = field(default_factory=list)
     readout_tokens: int = 1  # each group's soft word repeated this many times after the grid (more of the attention)
     # each group's softmax taken at logits / T: T < 1 makes the soft word nearer its likeliest word (the same ranking)

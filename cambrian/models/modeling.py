@@ -98,7 +98,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
         else:
             raise ValueError(f"unknown connector type {connector.type!r}; use 'sva' or 'mlp'")
         self.image_newline = nn.Parameter(torch.randn(llm_width) / llm_width**0.5) if connector.image_newline else None
-        self.readout = None  # R more tokens after each image's grid (connectors/coordinate_readout.py)
+        self.readout = None  # G groups x R more tokens after each image's grid (connectors/coordinate_readout.py)
         if connector.readout_words:
             tower = self.towers[0]
             self.readout = CoordinateReadout(tower.hidden_size, tower.grid_size, len(connector.readout_words),
@@ -148,8 +148,7 @@ class CambrianForCausalLM(CambrianPreTrainedModel, GenerationMixin):
 
     def num_image_tokens(self, image_size: tuple[int, int]) -> int:
         rows, cols = self.image_grid_shape(image_size)
-        connector = self.config.connector_config
-        readout = connector.readout_tokens * len(self.readout.groups) if self.readout is not None else 0
+        readout = 0 if self.readout is None else self.config.connector_config.readout_tokens * len(self.readout.groups)
         return rows * (cols + (self.image_newline is not None)) + readout
 
     def _default_image_sizes(self, count: int) -> list[tuple[int, int]]:

@@ -5,11 +5,11 @@ lies except its place in the sequence, so relating two places (is the red box lo
 the LLM, and a 135M LLM did not learn that in a CPU budget (docs/quickstart.md, sessions 9-17). The readout pools the
 *where* itself: K softmax attention maps over the cells of one tower's grid (a linear score per cell) each pool the
 cells' (x, y) centres and V numbers read off each cell; an MLP over the K pooled vectors scores a fixed list of
-words, split in groups (the synthetic CV-Bench's: object classes, left / right, above / below); each group gives one
-token, the probability-weighted mean of the LLM's own embeddings of its words (a "soft word"), so the LLM reads it as
-text. A softmax over each group alone, so that the token says one of that group's words: fitted with a softmax over
-each question's two options only, the mass on the other words was free, and the token of a left / right question
-read "beach ball" (session 19). It is fitted alone, before stage 2, on questions whose answer the image fixes
+words, split in groups (the synthetic CV-Bench's: object classes, left / right, above / below, numbers); each group
+gives one token, the probability-weighted mean of the LLM's own embeddings of its words (a "soft word"), so the LLM
+reads it as text. A softmax over each group alone, so that the token says one of that group's words: fitted with a
+softmax over each question's two options only, the mass on the other words was free, and the token of a left / right
+question read "beach ball" (session 19). It is fitted alone, before stage 2, on questions whose answer the image fixes
 (`cambrian/quickstart_lib/readout.py`), and stays frozen after. Not in the released Cambrian-1; off unless
 `ConnectorConfig.readout_words` lists words.
 """
