@@ -60,13 +60,17 @@ class Plan:
                    eval_cvbench=8, stage1_steps=2, stage2_steps=3)
 
     def with_readout(self, smoke: bool) -> Plan:
-        return replace(self, readout_world=6 if smoke else 3000, readout_steps=3 if smoke else 600)
+        return replace(self, readout_world=6 if smoke else 3000, readout_steps=3 if smoke else 400)
 
 
 STAGE2_MIX = {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08}
-# with --readout: the LLM read the readout's grouped tokens within 121 CV-Bench-only batches (61.5 %, docs/quickstart.md
-# session 19), so CV-Bench gets 0.45 of stage 2's batches; easy-VQA was learned in 85-201 vqa batches (sessions 18-19)
-READOUT_STAGE2_MIX = {"vqa": 0.43, "cvbench": 0.45, "describe": 0.08, "chat": 0.04}
+# with --readout: the LLM read the readout's grouped tokens within 121 CV-Bench-only batches after a quickstart that had
+# learned easy-VQA (61.5 %), and 180 CV-Bench batches mixed in from the start gave 52.4 % (docs/quickstart.md, session
+# 19). So stage 2 comes in two phases, each with its own warmup and cosine: easy-VQA first (learned in 85-201 vqa
+# batches, sessions 18-19), then mostly CV-Bench with easy-VQA kept in view
+READOUT_FIRST_MIX = {"vqa": 0.8, "describe": 0.12, "chat": 0.08}
+READOUT_SECOND_MIX = {"vqa": 0.2, "cvbench": 0.7, "describe": 0.06, "chat": 0.04}
+READOUT_FIRST_SHARE = 0.45
 # No colour-only opening any more (sessions 4-6 needed one: colour was never learned in the mix without it): after
 # stage 1's word alignment colour is read from the mix (86-93 %), and the opening cost yes/no its steps
 # (docs/quickstart.md, "Word alignment").
@@ -171,13 +175,16 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                                  plan.world_describe, seed=0, turns_per_image=plan.turns_per_image)
     test_bench, readout_bench = out / "data" / "cvbench-test", out / "data" / "cvbench-readout"
     qdata.build_bench(test_world, test_bench)
-    if readout:
-        qdata.build_bench(readout_world[0], readout_bench)
     chat = [qdata.Example(f"chat-{k}", "chat", [{"role": "user", "content": r["prompt"]},
                                                {"role": "assistant", "content": r["answer"]}])
             for k, r in enumerate(chat_rows)]
     stage1_data = {"caption": easy["caption"] + world["caption"]}
-    stage2_data = {"vqa": easy["vqa"], "cvbench": world["cvbench"],
+    cvbench_train = world["cvbench"]
+    if readout:  # the readout world's questions train the LLM too: ten times the train world's
+        cvbench_train = cvbench_train + qdata.bench_examples(
+            qdata.build_bench(readout_world[0], readout_bench), readout_bench, "cvbench-readout",
+            plan.turns_per_image, random.Random(1))
+    stage2_data = {"vqa": easy["vqa"], "cvbench": cvbench_train,
                    "describe": easy["describe"] + world["describe"], "chat": chat}
     qdata.write_jsonl(stage1_data["caption"], out / "data" / "alignment.jsonl")
     qdata.write_jsonl([e for v in stage2_data.values() for e in v], out / "data" / "instruct.jsonl")
@@ -231,7 +238,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     if readout:
         from cambrian.quickstart_lib.readout import fit_readout, readout_questions
 
-        questions = readout_questions(readout_bench) + readout_questions(out / "data" / "cvbench-train")
+        # Count's number token says mostly the counts' prior (readout.py): the train world's Count questions fit it,
+        # and the readout world's (a third of its questions) are left out of the tower pass
+        questions = (readout_questions(readout_bench, ("Depth", "Distance", "Relation"))
+                     + readout_questions(out / "data" / "cvbench-train"))
         with tqdm(total=len(questions), desc="coordinate readout (tower grids)", unit="image") as bar:
             readout_log = fit_readout(model, tokenizer, questions, plan.readout_steps, bf16, progress=bar.update)
         say(f"      coordinate readout: {readout_log['questions']} Count / Depth / Distance / Relation questions, "
@@ -242,11 +252,13 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype,
                                   earlier=eval_timing)
     reserve = EVAL_MARGIN * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
-    mix = READOUT_STAGE2_MIX if readout else STAGE2_MIX
+    mix = READOUT_SECOND_MIX if readout else STAGE2_MIX
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve), mix,
                          plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
                          train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
+    if readout:
+        stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, first_share=READOUT_FIRST_SHARE, restart_lr=True)
     say(f"      evaluation timed again: {eval_timing['seconds']:.0f} s with each run's faster timing; stage 2 gets "
         f"{stage2.seconds:.0f} s")
     probe_threads(stage2.name)
@@ -285,7 +297,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
-        "plan": asdict(plan), "stage2_mix": mix,
+        "plan": asdict(plan), "stage2_mix": mix, "stage2_first_mix": stage2.first_mix,
+        "stage2_first_share": stage2.first_share,
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe, "bf16_matmul_probe_s": matmul,
         "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",

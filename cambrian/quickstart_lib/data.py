@@ -248,14 +248,19 @@ def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: in
                     scene_words(im)) for k, im in enumerate(images[:n_captions])]
     describe = [_qa(f"world-desc-{k}", "describe", rng.choice(DESCRIBE_PROMPTS), im.caption(), im.path)
                 for k, im in enumerate(images[n_captions:n_captions + n_describe])]
-    records = build_bench(world, bench_dir)
+    cvbench = bench_examples(build_bench(world, bench_dir), bench_dir, "cvbench-train", turns_per_image, rng)
+    return {"caption": captions, "describe": describe, "cvbench": cvbench}
+
+
+def bench_examples(records, bench_dir: Path, example_id: str, turns_per_image: int,
+                   rng: random.Random) -> list[Example]:
+    """CV-Bench records -> stage-2 "cvbench" conversations: each question with the option-letter prompt."""
     questions = []
     for r in records:
         prompt = r.model_prompt if OPTION_LETTER in r.model_prompt else f"{r.prompt}\n{OPTION_LETTER}"
         image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
         questions.append((prompt, r.answer_letter, image))
-    cvbench = packed_by_image("cvbench-train", "cvbench", questions, turns_per_image, rng)
-    return {"caption": captions, "describe": describe, "cvbench": cvbench}
+    return packed_by_image(example_id, "cvbench", questions, turns_per_image, rng)
 
 
 def write_jsonl(examples: list[Example], path: Path) -> Path:

@@ -56,13 +56,16 @@ class ReadoutQuestion:
     answer: str
 
 
-def readout_questions(bench_dir: Path) -> list[ReadoutQuestion]:
-    """The questions of READOUT_TASKS in a CV-Bench folder, with the right option's words."""
+def readout_questions(bench_dir: Path, tasks: tuple[str, ...] = READOUT_TASKS) -> list[ReadoutQuestion]:
+    """The questions of `tasks` in a CV-Bench folder, with the right option's words."""
     from cambrian.cvbench import load_cvbench
 
+    unknown = sorted(set(tasks) - set(READOUT_TASKS))
+    if unknown:
+        raise ValueError(f"the readout is fitted on {READOUT_TASKS} only, not {unknown}")
     questions = []
     for r in load_cvbench(bench_dir):
-        if r.task in READOUT_TASKS:
+        if r.task in tasks:
             image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
             questions.append(ReadoutQuestion(image, list(r.choices), str(r.choices["ABCDEF".index(r.answer_letter)])))
     return questions

@@ -42,6 +42,9 @@ class StageConfig:
     # a first phase on another mix (a curriculum): its share of the stage's time, or of max_steps (at least 1 step)
     first_mix: dict[str, float] | None = None
     first_share: float = 0.0
+    # the second phase starts its own warmup and cosine (a fresh lr, as a second stage would) instead of going on
+    # with the first phase's decayed one
+    restart_lr: bool = False
     warmup_steps: int = 3
     seed: int = 0
     bf16: bool = False  # autocast matmuls to bf16 (on a GPU; on a CPU where they are fast: cpu.bf16_matmul_is_fast)
@@ -189,6 +192,19 @@ def _set_top_trainable(model, stage: StageConfig) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
+def lr_factor(stage: StageConfig, step: int, elapsed: float, restart: tuple[int, float] | None = None) -> float:
+    """The lr's share of its base: a linear warmup over `warmup_steps`, then a cosine from 1 to 0.1 over the stage's
+    steps (max_steps) or seconds. `restart` = (step, seconds) where a second phase began: from there the warmup and
+    the cosine run again over what is left of the stage."""
+    first_step, first_s = restart or (0, 0.0)
+    if stage.max_steps:
+        done = (step - first_step) / max(1, stage.max_steps - first_step)
+    else:
+        done = (elapsed - first_s) / max(1e-9, stage.seconds - first_s)
+    warmup = min(1.0, (step - first_step + 1) / stage.warmup_steps)
+    return warmup * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, done))))
+
+
 def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None) -> StageLog:
     """Train until `stage.seconds` have passed (or max_steps); lr: linear warmup, then a cosine over the time."""
     torch.manual_seed(stage.seed)
@@ -213,18 +229,19 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         model.language_model.set_attn_implementation("eager")
     start = time.perf_counter()
     step = in_a_row = 0
+    second_from = None  # (step, seconds) where the second phase began
     while True:
         elapsed = time.perf_counter() - start
         if (stage.max_steps is not None and step >= stage.max_steps) or (
                 stage.max_steps is None and elapsed >= stage.seconds):
             break
-        progress_fraction = step / stage.max_steps if stage.max_steps else elapsed / stage.seconds
-        factor = min(1.0, (step + 1) / stage.warmup_steps) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi *
-                                                                                              progress_fraction)))
-        for g in optimizer.param_groups:
-            g["lr"] = g["base_lr"] * factor
         in_first = first is not None and (step < first_steps if stage.max_steps else
                                           elapsed < stage.first_share * stage.seconds)
+        if first is not None and not in_first and second_from is None:
+            second_from = (step, elapsed)
+        factor = lr_factor(stage, step, elapsed, second_from if stage.restart_lr else None)
+        for g in optimizer.param_groups:
+            g["lr"] = g["base_lr"] * factor
         kind, chunk = (first if in_first else batcher).next()
         batch = collate(model, tokenizer, chunk, cache)
         loss = batch_loss(model, batch, stage.bf16)
