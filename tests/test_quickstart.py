@@ -2,6 +2,7 @@
 by CI) the whole `--smoke` path end to end with real weights."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import torch
 
 from cambrian.quickstart_lib import data as qdata
 from cambrian.quickstart_lib.model import SHORT_CHAT_TEMPLATE, quickstart_config
-from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, set_trainable, train_stage
+from cambrian.quickstart_lib.train import StageConfig, batch_loss, collate, lr_factor, set_trainable, train_stage
 
 
 def _examples(n=6, image_every=2):
@@ -174,6 +175,21 @@ def test_first_phase_draws_from_its_own_mix_then_the_stage_mix(tiny_short):
     # an empty first pool skips the phase instead of failing the run
     stage.first_mix = {"absent": 1}
     assert train_stage(model, tokenizer, examples, stage).kind == ["vqa"] * 4
+
+
+def test_the_second_phase_restarts_the_warmup_and_cosine_only_when_asked():
+    stage = StageConfig("s", 0, {"vqa": 1}, 1e-3, max_steps=10, warmup_steps=2)
+    assert lr_factor(stage, 0, 0.0) == pytest.approx(0.5)  # half-way through the warmup
+    assert lr_factor(stage, 5, 0.0) == pytest.approx(0.1 + 0.9 * 0.5)  # the cosine's middle
+    assert lr_factor(stage, 9, 0.0) < 0.2
+    # restarted at step 6: warmup again, then the cosine over the 4 steps left
+    assert lr_factor(stage, 6, 0.0, restart=(6, 0.0)) == pytest.approx(0.5)
+    assert lr_factor(stage, 7, 0.0, restart=(6, 0.0)) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    # by seconds when the stage has no step count
+    timed = StageConfig("s", 100.0, {"vqa": 1}, 1e-3, warmup_steps=1)
+    assert lr_factor(timed, 50, 50.0) == pytest.approx(0.55)
+    assert lr_factor(timed, 50, 50.0, restart=(50, 50.0)) == pytest.approx(1.0)
+    assert lr_factor(timed, 80, 75.0, restart=(50, 50.0)) == pytest.approx(0.55)
 
 
 def test_colour_questions_are_told_from_questions_naming_a_colour():
@@ -376,6 +392,10 @@ def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     readout = report["training"]["coordinate_readout"]
     assert readout["questions"] > 0 and readout["steps"] == 3  # the readout world's and the train world's questions
     assert report["stage2_mix"]["cvbench"] > 0.08 and report["data"]["readout_world"]
+    # two phases: easy-VQA first, then mostly CV-Bench, the readout world's questions among its examples
+    assert "cvbench" not in report["stage2_first_mix"] and 0 < report["stage2_first_share"] < 1
+    train_questions = len((out / "data" / "cvbench-train" / "test.jsonl").read_text().splitlines())
+    assert report["data"]["counts"]["stage 2 cvbench"] > train_questions
     config = json.loads((out / "model" / "config.json").read_text())
     from cambrian.quickstart_lib.readout import READOUT_TEMPERATURE, READOUT_TOKENS, readout_groups
 
