@@ -33,8 +33,8 @@ questions only, for training and scoring; `--score-train` also scores the train 
 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart \\
         [--tokens oracle|answer|answer-box|vision|text] [--cell-position none|words] [--seconds 200] \\
-        [--answers letter] [--tasks Relation,Depth] [--score-train] [--phases 3] [--llm-lr 1e-4] [--train-embedding] \\
-        [--threads 2] [--out /tmp/cvbench-oracle]
+        [--answers letter] [--tasks Relation,Depth] [--score-train] [--phases 3] [--llm-lr 1e-4] [--top-layers N] \\
+        [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -283,6 +283,8 @@ def main() -> None:
     parser.add_argument("--connector-lr", type=float, default=1e-4)
     parser.add_argument("--train-embedding", action="store_true",
                         help="train the LLM's word embedding too (the quickstart's stage 2 keeps it frozen)")
+    parser.add_argument("--top-layers", type=int, default=None,
+                        help="train only the LLM's top N decoder layers (and the in-LLM SVA blocks among them)")
     parser.add_argument("--tasks", type=lambda v: v.split(","), default=None,
                         help="train and score only these tasks' questions (e.g. Relation,Depth)")
     parser.add_argument("--score-train", action="store_true",
@@ -343,7 +345,7 @@ def main() -> None:
     for phase in range(args.phases):
         stage = StageConfig(f"phase {phase + 1}", args.seconds, {"cvbench": 1.0}, args.connector_lr, args.llm_lr,
                             batch_size=8, bf16=bf16_matmul_is_fast(), seed=phase,
-                            train_embedding=args.train_embedding)
+                            train_embedding=args.train_embedding, top_layers=args.top_layers)
         log = train_stage(model, tokenizer, {"cvbench": questions}, stage)
         steps += len(log.steps)
         rows.append({"phase": phase + 1, "steps": steps, "conversations_seen": steps * 8,
@@ -353,7 +355,7 @@ def main() -> None:
             rows[-1]["train"] = score(f"phase{phase + 1}-train", train_bench)
         print(json.dumps(rows[-1]), flush=True)
     summary = {"tokens": args.tokens, "cell_position": args.cell_position, "answers": args.answers, "tasks": args.tasks,
-               "llm_lr": args.llm_lr, "train_embedding": args.train_embedding,
+               "llm_lr": args.llm_lr, "train_embedding": args.train_embedding, "top_layers": args.top_layers,
                "train_conversations": len(questions), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cvbench_oracle.json").write_text(json.dumps(summary, indent=1))
