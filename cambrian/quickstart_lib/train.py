@@ -206,7 +206,8 @@ def lr_factor(stage: StageConfig, step: int, elapsed: float, restart: tuple[int,
 
 
 def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig, progress=None) -> StageLog:
-    """Train until `stage.seconds` have passed (or max_steps); lr: linear warmup, then a cosine over the time."""
+    """Train until `stage.seconds` have passed (or max_steps); lr: `lr_factor` (warmup, then a cosine over the time,
+    run again from the second phase with `restart_lr`)."""
     torch.manual_seed(stage.seed)
     groups = set_trainable(model, stage)
     for g in groups:
