@@ -264,7 +264,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
                          train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
     if readout:
-        stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, restart_lr=True,
+        stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, restart_lr=True, force_readout=True,
                          first_share=min(READOUT_FIRST_SHARE, READOUT_FIRST_SECONDS / stage2.seconds))
     say(f"      evaluation timed again: {eval_timing['seconds']:.0f} s with each run's faster timing; stage 2 gets "
         f"{stage2.seconds:.0f} s")
@@ -305,7 +305,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": mix, "stage2_first_mix": stage2.first_mix,
-        "stage2_first_share": stage2.first_share,
+        "stage2_first_share": stage2.first_share, "stage2_force_readout": stage2.force_readout,
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe, "bf16_matmul_probe_s": matmul,
         "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",

@@ -111,6 +111,39 @@ def test_a_temperature_below_one_moves_the_soft_word_toward_its_likeliest_word()
         readout_at(0.0)
 
 
+def test_a_forced_word_replaces_its_groups_soft_word_and_minus_one_keeps_the_readouts_own():
+    readout = CoordinateReadout(channels=3, grid=2, words=5, llm_width=5, heads=1, values=0, groups=[3, 2])
+    readout.word_tokens.copy_(torch.eye(5))
+    with torch.no_grad():
+        readout.mlp[-1].weight.zero_()
+        readout.mlp[-1].bias.copy_(torch.tensor([0.0, 50.0, 0.0, 0.0, 0.0]))
+    grid = torch.randn(2, 2, 2, 3)
+    own = readout(grid)
+    readout.forced = torch.tensor([[2, -1], [-1, 4]])  # image 0: word 2 in group 0; image 1: word 4 in group 1
+    forced = readout(grid)
+    readout.forced = None
+    assert torch.equal(forced[0, 0], torch.eye(5)[2]) and torch.equal(forced[1, 1], torch.eye(5)[4])
+    assert torch.equal(forced[0, 1], own[0, 1]) and torch.equal(forced[1, 0], own[1, 0])
+    assert torch.equal(readout(grid), own)
+
+
+def test_forced_words_give_each_conversations_right_answers_where_its_questions_agree():
+    from cambrian.quickstart_lib.data import Example
+    from cambrian.quickstart_lib.readout import forced_words
+
+    words = ["sofa", "chair", "left", "right", "1", "2"]
+    readout = CoordinateReadout(channels=3, grid=2, words=6, llm_width=4, groups=[2, 2, 2])
+
+    def example(*answers, image=b"png"):
+        return Example("e", "cvbench", [], image, option_answers=answers)
+
+    rows = forced_words(readout, words, [example("chair"), example("left", "1"), example("1", "2"),
+                                         example("sofa", image=None), example("blue")])
+    # the text-only example has no row (no image); two counts that disagree and an unknown answer force nothing
+    assert rows.tolist() == [[1, -1, -1], [-1, 2, 4], [-1, -1, -1], [-1, -1, -1]]
+    assert forced_words(readout, words, [example("2", "1"), Example("v", "vqa", [], b"png")]) is None
+
+
 def test_each_image_gets_its_soft_words_r_times_after_its_grid_and_the_model_still_runs():
     model, tokenizer = tiny_with_readout(tokens=2, groups=[2, 1])
     L = model.query_side

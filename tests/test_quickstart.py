@@ -221,6 +221,11 @@ def test_packed_conversations_supervise_every_answer_and_hold_one_image(tiny_sho
         assert supervised == "".join(f"{a}<|im_end|>" for a in answers)
         seen.update(answers)
     assert seen == {f"answer{k}" for k in range(10)}
+    # with each question's right option text, a conversation keeps its questions' options in their order
+    items = [(f"question {k}?", f"answer{k}", f"image-{k % 3}", f"option{k}") for k in range(10)]
+    for e in qdata.packed_by_image("p", "cvbench", items, max_turns=2, rng=random.Random(0)):
+        answers = [t["content"] for t in e.turns if t["role"] == "assistant"]
+        assert e.option_answers == tuple(f"option{a[6:]}" for a in answers)
 
 
 def test_short_template_has_no_system_turn(tiny_short):
@@ -394,6 +399,7 @@ def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     assert report["stage2_mix"]["cvbench"] > 0.08 and report["data"]["readout_world"]
     # two phases: easy-VQA first, then mostly CV-Bench, the readout world's questions among its examples
     assert "cvbench" not in report["stage2_first_mix"] and 0 < report["stage2_first_share"] < 1
+    assert report["stage2_force_readout"]  # the CV-Bench phase's readout tokens say the right answers
     train_questions = len((out / "data" / "cvbench-train" / "test.jsonl").read_text().splitlines())
     assert report["data"]["counts"]["stage 2 cvbench"] > train_questions
     config = json.loads((out / "model" / "config.json").read_text())

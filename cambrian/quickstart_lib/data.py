@@ -39,6 +39,8 @@ class Example:
     turns: list[dict]
     image: Path | bytes | None = None
     words: tuple[str, ...] = ()  # captions: the words naming what the image shows (stage 1's word alignment)
+    # cvbench: each question's right option ("sofa", "left", "2"), for teacher forcing the readout's tokens (train.py)
+    option_answers: tuple[str, ...] = ()
 
     def to_llava(self) -> dict:
         roles = {"user": "human", "assistant": "gpt"}
@@ -58,23 +60,26 @@ def _qa(example_id: str, kind: str, question: str, answer: str, image, words: tu
                    image, words)
 
 
-def packed_by_image(example_id: str, kind: str, items: list[tuple[str, str, object]], max_turns: int,
+def packed_by_image(example_id: str, kind: str, items: list[tuple], max_turns: int,
                     rng: random.Random) -> list[Example]:
-    """(question, answer, image key) triples -> conversations of up to `max_turns` turns about one image, as in LLaVA's
-    instruction data: the image is encoded once and every answer is supervised, so a training step sees several
-    answers per image for little more than the tokens of one (the visual tokens and the template come once)."""
-    by_image: dict[object, list[tuple[str, str]]] = {}
-    for question, answer, image in items:
-        by_image.setdefault(image, []).append((question, answer))
+    """(question, answer, image key[, right option's text]) items -> conversations of up to `max_turns` turns about one
+    image, as in LLaVA's instruction data: the image is encoded once and every answer is supervised, so a training step
+    sees several answers per image for little more than the tokens of one (the visual tokens and the template come
+    once). The option texts, when given, become the conversation's `option_answers`."""
+    by_image: dict[object, list[tuple]] = {}
+    for question, answer, image, *option in items:
+        by_image.setdefault(image, []).append((question, answer, *option))
     conversations = []
     for image, pairs in by_image.items():
         rng.shuffle(pairs)
         for start in range(0, len(pairs), max_turns):
-            turns = []
-            for k, (question, answer) in enumerate(pairs[start:start + max_turns]):
+            turns, options = [], []
+            for k, (question, answer, *option) in enumerate(pairs[start:start + max_turns]):
                 turns += [{"role": "user", "content": f"{IMAGE_TOKEN}\n{question}" if k == 0 else question},
                           {"role": "assistant", "content": answer}]
-            conversations.append(Example(f"{example_id}-{len(conversations)}", kind, turns, image))
+                options += option
+            conversations.append(Example(f"{example_id}-{len(conversations)}", kind, turns, image,
+                                         option_answers=tuple(options)))
     rng.shuffle(conversations)
     return conversations
 
@@ -254,12 +259,13 @@ def world_examples(world: Path, bench_dir: Path, n_captions: int, n_describe: in
 
 def bench_examples(records, bench_dir: Path, example_id: str, turns_per_image: int,
                    rng: random.Random) -> list[Example]:
-    """CV-Bench records -> stage-2 "cvbench" conversations: each question with the option-letter prompt."""
+    """CV-Bench records -> stage-2 "cvbench" conversations: each question with the option-letter prompt (and the right
+    option's text in `option_answers`)."""
     questions = []
     for r in records:
         prompt = r.model_prompt if OPTION_LETTER in r.model_prompt else f"{r.prompt}\n{OPTION_LETTER}"
         image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
-        questions.append((prompt, r.answer_letter, image))
+        questions.append((prompt, r.answer_letter, image, str(r.choices["ABCDEF".index(r.answer_letter)])))
     return packed_by_image(example_id, "cvbench", questions, turns_per_image, rng)
 
 

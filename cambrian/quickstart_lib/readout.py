@@ -87,6 +87,33 @@ def word_tokens(model, tokenizer, words: list[str]) -> torch.Tensor:
     return torch.stack(rows)
 
 
+def forced_words(readout, words: list[str], examples: list) -> torch.Tensor | None:
+    """Teacher forcing: (images, G) the index of the word each conversation's questions give as right in each group
+    ("left" for a Relation question, "sofa" for a Depth one), -1 where they give none or disagree (two Count questions
+    about one image); one row per example with an image, in the batch's order. None when no example has an answer to
+    force. Stage 2's CV-Bench batches then carry the right word in the readout's token (CoordinateReadout.forced)."""
+    starts = [0]
+    for size in readout.groups:
+        starts.append(starts[-1] + size)
+    rows, any_forced = [], False
+    for e in examples:
+        if e.image is None:
+            continue
+        given: dict[int, set[int]] = {}
+        for answer in getattr(e, "option_answers", ()):
+            if answer in words:
+                word = words.index(answer)
+                group = next(g for g in range(len(readout.groups)) if word < starts[g + 1])
+                given.setdefault(group, set()).add(word)
+        row = [-1] * len(readout.groups)
+        for group, chosen in given.items():
+            if len(chosen) == 1:
+                row[group] = chosen.pop()
+                any_forced = True
+        rows.append(row)
+    return torch.tensor(rows, dtype=torch.long) if any_forced else None
+
+
 @torch.no_grad()
 def readout_grids(model, questions: list[ReadoutQuestion], bf16: bool, batch_size: int = 64,
                   progress=None) -> torch.Tensor:

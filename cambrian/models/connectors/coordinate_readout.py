@@ -47,6 +47,9 @@ class CoordinateReadout(nn.Module):
         self.register_buffer("feature_mean", torch.zeros(channels))
         self.register_buffer("feature_std", torch.ones(channels))
         self.register_buffer("word_tokens", torch.zeros(words, llm_width))  # the LLM's embedding of each word
+        # teacher forcing (training only, quickstart_lib/train.py): (I, G) word index per image and group, whose exact
+        # embedding replaces that group's soft word; -1 keeps the readout's own. None: no forcing
+        self.forced: torch.Tensor | None = None
 
     def cells(self, grid: torch.Tensor) -> torch.Tensor:
         """(I, g, g, C) -> (I, g * g, C), standardised with the fitted channel statistics."""
@@ -80,4 +83,8 @@ class CoordinateReadout(nn.Module):
         tokens = self.word_tokens.float()
         words = [F.softmax(group, dim=-1) @ table
                  for group, table in zip(logits.split(self.groups, -1), tokens.split(self.groups), strict=True)]
-        return torch.stack(words, dim=1).to(grid.dtype)
+        words = torch.stack(words, dim=1)  # (I, G, d)
+        if self.forced is not None:
+            forced = self.forced.to(words.device)
+            words = torch.where((forced >= 0).unsqueeze(-1), tokens[forced.clamp(min=0)], words)
+        return words.to(grid.dtype)
