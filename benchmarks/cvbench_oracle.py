@@ -34,7 +34,7 @@ questions only, for training and scoring; `--score-train` also scores the train 
     .venv/bin/python benchmarks/cvbench_oracle.py --run runs/quickstart \\
         [--tokens oracle|answer|answer-box|vision|text] [--cell-position none|words] [--seconds 200] \\
         [--answers letter] [--tasks Relation,Depth] [--score-train] [--phases 3] [--llm-lr 1e-4] [--top-layers N] \\
-        [--train-embedding] [--threads 2] [--out /tmp/cvbench-oracle]
+        [--train-embedding] [--force-readout] [--seed 0] [--threads 2] [--out /tmp/cvbench-oracle]
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def answer_cells(bench_dir: Path, side: int, box_colour: bool = False) -> dict[s
 
     cells = {}
     for record in load_cvbench(bench_dir):
-        answer = str(record.choices["ABCDEF".index(record.answer_letter)])
+        answer = record.answer_text
         words = tuple(((box_colour and answer_box_colour(record.question, answer)) or answer).split())
         key = image_key(record.image())
         if key in cells and cells[key][0][0] != words:
@@ -195,7 +195,7 @@ def readout_cells(bench_dir: Path, side: int, predictions: dict[str, str] | None
         if record.task == "Count":
             words = ("image",)
         elif predictions is None:
-            words = tuple(str(record.choices["ABCDEF".index(record.answer_letter)]).split())
+            words = tuple(record.answer_text.split())
         elif key in predictions:
             words = tuple(predictions[key].split())
         else:
@@ -229,7 +229,7 @@ def word_items(bench_dir: Path) -> list[tuple[str, str, object, str]]:
     from cambrian.cvbench import load_cvbench
     from cambrian.data.system_prompts import SINGLE_WORD
 
-    return [(f"{r.question}\n{SINGLE_WORD}", str(r.choices["ABCDEF".index(r.answer_letter)]),
+    return [(f"{r.question}\n{SINGLE_WORD}", r.answer_text,
              r.image_bytes or (r.root or bench_dir) / r.filename, r.task) for r in load_cvbench(bench_dir)]
 
 
@@ -285,10 +285,14 @@ def main() -> None:
                         help="train the LLM's word embedding too (the quickstart's stage 2 keeps it frozen)")
     parser.add_argument("--top-layers", type=int, default=None,
                         help="train only the LLM's top N decoder layers (and the in-LLM SVA blocks among them)")
+    parser.add_argument("--force-readout", action="store_true",
+                        help="teacher forcing: in training the readout's tokens say the right answers' words (the "
+                             "scores use the readout's own)")
     parser.add_argument("--tasks", type=lambda v: v.split(","), default=None,
                         help="train and score only these tasks' questions (e.g. Relation,Depth)")
     parser.add_argument("--score-train", action="store_true",
                         help="also score the train questions after each phase (does the LLM fit them?)")
+    parser.add_argument("--seed", type=int, default=0, help="phase k draws its batches with seed + k")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("/tmp/cvbench-oracle"))
     args = parser.parse_args()
@@ -297,7 +301,7 @@ def main() -> None:
     if args.cell_position != "none" and args.tokens != "oracle":
         parser.error("--cell-position adds words to the oracle's cells: use it with --tokens oracle")
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
 
     from cambrian.eval.runner import EvalConfig, run_eval
     from cambrian.models.builder import load_model
@@ -344,8 +348,9 @@ def main() -> None:
     rows, start, steps = [], time.perf_counter(), 0
     for phase in range(args.phases):
         stage = StageConfig(f"phase {phase + 1}", args.seconds, {"cvbench": 1.0}, args.connector_lr, args.llm_lr,
-                            batch_size=8, bf16=bf16_matmul_is_fast(), seed=phase,
-                            train_embedding=args.train_embedding, top_layers=args.top_layers)
+                            batch_size=8, bf16=bf16_matmul_is_fast(), seed=args.seed + phase,
+                            train_embedding=args.train_embedding, top_layers=args.top_layers,
+                            force_readout=args.force_readout)
         log = train_stage(model, tokenizer, {"cvbench": questions}, stage)
         steps += len(log.steps)
         rows.append({"phase": phase + 1, "steps": steps, "conversations_seen": steps * 8,
@@ -356,6 +361,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     summary = {"tokens": args.tokens, "cell_position": args.cell_position, "answers": args.answers, "tasks": args.tasks,
                "llm_lr": args.llm_lr, "train_embedding": args.train_embedding, "top_layers": args.top_layers,
+               "force_readout": args.force_readout, "seed": args.seed,
                "train_conversations": len(questions), "phases": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cvbench_oracle.json").write_text(json.dumps(summary, indent=1))

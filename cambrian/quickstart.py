@@ -30,6 +30,10 @@ class Plan:
     # the train world's; 0 images: no readout. That world's questions also train stage 2's CV-Bench phase
     readout_world: int = 0
     readout_steps: int = 400
+    # teacher forcing of the readout's tokens in stage 2's CV-Bench batches (StageConfig.force_readout). Off: the
+    # 30-minute figures were measured without it, and two comparisons (CV-Bench alone, ~70 steps, an fp32 machine)
+    # gave 50.7 against 47.9 % and 42.5 against 42.5 % (docs/quickstart.md, session 21)
+    force_readout: bool = False
     self_chat_prompts: int = 16
     self_chat_tokens: int = 48
     eval_easyvqa: int | None = 300
@@ -264,7 +268,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                          batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
                          train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
     if readout:
-        stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, restart_lr=True, force_readout=True,
+        stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, restart_lr=True, force_readout=plan.force_readout,
                          first_share=min(READOUT_FIRST_SHARE, READOUT_FIRST_SECONDS / stage2.seconds))
     say(f"      evaluation timed again: {eval_timing['seconds']:.0f} s with each run's faster timing; stage 2 gets "
         f"{stage2.seconds:.0f} s")

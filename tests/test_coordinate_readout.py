@@ -144,6 +144,34 @@ def test_forced_words_give_each_conversations_right_answers_where_its_questions_
     assert forced_words(readout, words, [example("2", "1"), Example("v", "vqa", [], b"png")]) is None
 
 
+def test_stage_two_forces_the_readout_tokens_of_its_batches_and_only_while_it_trains(tmp_path):
+    from cambrian.constants import IMAGE_TOKEN
+    from cambrian.quickstart_lib.data import Example
+    from cambrian.quickstart_lib.model import SHORT_CHAT_TEMPLATE
+    from cambrian.quickstart_lib.train import StageConfig, train_stage
+
+    model, tokenizer = tiny_with_readout(groups=[2, 1])  # ["traffic cone", "sofa"], ["left"]
+    tokenizer.chat_template = SHORT_CHAT_TEMPLATE
+    image = tmp_path / "scene.png"
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(image)
+
+    def question(name: str, right: str) -> Example:
+        turns = [{"role": "user", "content": f"{IMAGE_TOKEN}\nWhich one?"}, {"role": "assistant", "content": "A"}]
+        return Example(name, "cvbench", turns, image, option_answers=(right,))
+
+    seen = []
+    model.readout.register_forward_hook(
+        lambda module, args, out: seen.append(None if module.forced is None else sorted(module.forced.tolist())))
+    examples = {"cvbench": [question("q0", "sofa"), question("q1", "left")]}
+    train_stage(model, tokenizer, examples, StageConfig("s", 0, {"cvbench": 1}, 1e-3, 1e-3, batch_size=2,
+                                                        max_steps=1, force_readout=True))
+    assert seen == [[[-1, 2], [1, -1]]]  # "sofa" in the classes' group, "left" in the other
+    assert model.readout.forced is None  # nothing forced after the step
+    train_stage(model, tokenizer, examples, StageConfig("s", 0, {"cvbench": 1}, 1e-3, 1e-3, batch_size=2,
+                                                        max_steps=1))
+    assert seen[-1] is None
+
+
 def test_each_image_gets_its_soft_words_r_times_after_its_grid_and_the_model_still_runs():
     model, tokenizer = tiny_with_readout(tokens=2, groups=[2, 1])
     L = model.query_side

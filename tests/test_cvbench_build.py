@@ -53,6 +53,7 @@ def test_every_answer_rederived_from_ground_truth(built):
     for r in records:
         p = provenance[r.idx]
         answer = r.choices[ord(r.answer_letter) - 65]
+        assert r.answer_text == str(answer)
         assert r.prompt == format_prompt(r.question, r.choices)
         if r.task == "Relation":
             a, b = (boxes2d[i] for i in p["instance_ids"])

@@ -399,7 +399,7 @@ def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     assert report["stage2_mix"]["cvbench"] > 0.08 and report["data"]["readout_world"]
     # two phases: easy-VQA first, then mostly CV-Bench, the readout world's questions among its examples
     assert "cvbench" not in report["stage2_first_mix"] and 0 < report["stage2_first_share"] < 1
-    assert report["stage2_force_readout"]  # the CV-Bench phase's readout tokens say the right answers
+    assert report["stage2_force_readout"] is False  # the recipe the 30-minute figures were measured with
     train_questions = len((out / "data" / "cvbench-train" / "test.jsonl").read_text().splitlines())
     assert report["data"]["counts"]["stage 2 cvbench"] > train_questions
     config = json.loads((out / "model" / "config.json").read_text())

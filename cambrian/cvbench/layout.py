@@ -47,6 +47,11 @@ class CVBenchRecord:
         return self.answer.strip().strip("()")
 
     @property
+    def answer_text(self) -> str:
+        """The right option's text ("sofa", "left", "2")."""
+        return str(self.choices[ord(self.answer_letter) - ord("A")])
+
+    @property
     def model_prompt(self) -> str:
         """What the model sees: the record's prompt plus Cambrian's letter instruction."""
         return self.prompt + PROMPT_SUFFIX

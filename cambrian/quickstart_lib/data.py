@@ -265,7 +265,7 @@ def bench_examples(records, bench_dir: Path, example_id: str, turns_per_image: i
     for r in records:
         prompt = r.model_prompt if OPTION_LETTER in r.model_prompt else f"{r.prompt}\n{OPTION_LETTER}"
         image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
-        questions.append((prompt, r.answer_letter, image, str(r.choices["ABCDEF".index(r.answer_letter)])))
+        questions.append((prompt, r.answer_letter, image, r.answer_text))
     return packed_by_image(example_id, "cvbench", questions, turns_per_image, rng)
 
 

@@ -69,7 +69,7 @@ def readout_questions(bench_dir: Path, tasks: tuple[str, ...] = READOUT_TASKS) -
     for r in load_cvbench(bench_dir):
         if r.task in tasks:
             image = r.image_bytes if r.image_bytes is not None else (r.root or bench_dir) / r.filename
-            questions.append(ReadoutQuestion(image, list(r.choices), str(r.choices["ABCDEF".index(r.answer_letter)])))
+            questions.append(ReadoutQuestion(image, list(r.choices), r.answer_text))
     return questions
 
 
