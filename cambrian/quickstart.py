@@ -113,8 +113,9 @@ def quickstart(
     device: str = typer.Option("auto", help="cpu, cuda, or auto (CUDA when one is visible)"),
     readout: bool = typer.Option(False, help="add a coordinate readout fitted on a 3,000-image world's CV-Bench "
                                  "answers (~3 more minutes before stage 2), and a stage 2 that ends mostly on "
-                                 "CV-Bench; give it --budget-minutes 30, where it reached CV-Bench 66.7 % and "
-                                 "easy-VQA 93.3 % (docs/quickstart.md, session 20)"),
+                                 "CV-Bench; give it --budget-minutes 30 on a CPU with fast bf16 (AMX), where it "
+                                 "reached CV-Bench 66.7 % and easy-VQA 93.3 % (docs/quickstart.md, session 20); a "
+                                 "CPU without it trains at a third of the speed (session 21)"),
 ) -> None:
     """Build, train (2 stages), evaluate and report a real small Cambrian on this CPU (or a GPU), then chat with it."""
     plan = Plan.smoke() if smoke else Plan()
