@@ -92,19 +92,16 @@ def forced_words(readout, words: list[str], examples: list) -> torch.Tensor | No
     ("left" for a Relation question, "sofa" for a Depth one), -1 where they give none or disagree (two Count questions
     about one image); one row per example with an image, in the batch's order. None when no example has an answer to
     force. Stage 2's CV-Bench batches then carry the right word in the readout's token (CoordinateReadout.forced)."""
-    starts = [0]
-    for size in readout.groups:
-        starts.append(starts[-1] + size)
+    index = {word: i for i, word in enumerate(words)}
+    group_of = [g for g, size in enumerate(readout.groups) for _ in range(size)]  # word index -> its group
     rows, any_forced = [], False
     for e in examples:
         if e.image is None:
             continue
         given: dict[int, set[int]] = {}
-        for answer in getattr(e, "option_answers", ()):
-            if answer in words:
-                word = words.index(answer)
-                group = next(g for g in range(len(readout.groups)) if word < starts[g + 1])
-                given.setdefault(group, set()).add(word)
+        for answer in e.option_answers:
+            if answer in index:
+                given.setdefault(group_of[index[answer]], set()).add(index[answer])
         row = [-1] * len(readout.groups)
         for group, chosen in given.items():
             if len(chosen) == 1:
