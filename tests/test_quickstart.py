@@ -386,6 +386,22 @@ def test_bf16_is_chosen_by_a_timed_matmul_not_by_a_cpu_flag():
     assert not bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.076, "ratio": 2.0})  # emulated bf16
 
 
+def test_matmul_probe_stops_once_the_answer_is_known(monkeypatch):
+    """Emulated bf16 (~100x fp32's time) needs no five rounds to be called slow: the first call decides."""
+    import torch
+
+    from cambrian.quickstart_lib import cpu
+
+    calls = []
+    matmul = torch.Tensor.__matmul__
+    monkeypatch.setattr(torch.Tensor, "__matmul__", lambda a, b: calls.append(1) or matmul(a, b))
+    cpu._matmul_seconds(torch.float32, enough=0.0)
+    assert len(calls) == 1
+    calls.clear()
+    cpu._matmul_seconds(torch.float32)
+    assert len(calls) == 1 + 5 * 4
+
+
 def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     out = tmp_path / "qs"
     env = dict(os.environ, HF_HUB_OFFLINE="1", CAMBRIAN_CACHE=str(tmp_path / "cache"))

@@ -149,8 +149,17 @@ def supervised_logits(model, batch: dict, bf16: bool = False) -> tuple[torch.Ten
 
 
 def batch_loss(model, batch: dict, bf16: bool = False) -> torch.Tensor:
-    logits, targets = supervised_logits(model, batch, bf16)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=IGNORE_INDEX)
+    """Mean next-token cross-entropy over the supervised tokens. The LM head runs at exactly the positions that
+    predict one (a boolean `logits_to_keep`): a short-answer row supervises ~9 of its ~70 tail columns, and the
+    head over 49,152 words with its softmax was ~1/7 of an fp32 stage-2 step (benchmarks/README.md, "LM head")."""
+    labels = batch["labels"]
+    predicts = torch.zeros_like(labels, dtype=torch.bool)  # column j predicts token j + 1
+    predicts[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    with autocast("bf16" if bf16 else "fp32", labels.device)():  # weights, optimizer and loss stay fp32
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                    pixel_values=batch.get("pixel_values"), image_sizes=batch.get("image_sizes"),
+                    logits_to_keep=predicts)
+    return F.cross_entropy(out.logits.float(), labels[:, 1:][predicts[:, :-1]])
 
 
 def set_trainable(model, stage: StageConfig) -> list[dict]:
