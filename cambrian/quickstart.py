@@ -89,7 +89,9 @@ DEVICES = ("cpu", "cuda")
 # and on a slower day the evaluation took 255 s against the 213 s it kept: the run ended at 16:12.
 # The whole evaluation against its timed batches, measured: 107 s against 88 s (1.22; easy-VQA with vision 1.37, the
 # others 0.95-1.22) in the first run with this reserve, which then ended 8 s inside the 15 minutes. 1.5 leaves ~30 s.
-EVAL_MARGIN = 1.5
+# That was a bf16 evaluation (an AMX CPU). An fp32 one (AMD EPYC Zen 3, session 21) took 0.91 and 1.10 of its timed
+# batches (172 s of 188, 196 of 179, the second with --readout): 1.5 left ~2.5 minutes unused, ~20 stage-2 steps
+EVAL_MARGIN = {"bf16": 1.5, "fp32": 1.25}
 FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the interpreter start before the clock
 # the evaluation's own Python process (evaluate.evaluate_in_fresh_process): its start (importing torch and transformers,
 # loading the saved model) and its scoring took 7.0 s beyond the runs' own seconds in a smoke run, 7.7 and 8.3 s in
@@ -209,7 +211,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     # this 2-core machine 0.49-0.64 of fp32's time per question, 1-5 % of answers different (benchmarks/eval_dtype.py)
     eval_dtype = "bf16" if bf16 else "fp32"
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype)
-    reserve = EVAL_MARGIN * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
+    reserve = EVAL_MARGIN[eval_dtype] * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
     say(f"[3/6] training for about {train_s:.0f} s ({reserve:.0f} s kept for the report and the evaluation, whose "
         f"{eval_dtype} batches were timed at {eval_timing['seconds']:.0f} s in all; timed again before stage 2)")
@@ -262,7 +264,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     # timed again now, a few minutes later: each run keeps its faster timing (a brief slowdown is not the evaluation's)
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype,
                                   earlier=eval_timing)
-    reserve = EVAL_MARGIN * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
+    reserve = EVAL_MARGIN[eval_dtype] * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
     mix = READOUT_SECOND_MIX if readout else STAGE2_MIX
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve), mix,
                          plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
