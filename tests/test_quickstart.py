@@ -386,6 +386,15 @@ def test_bf16_is_chosen_by_a_timed_matmul_not_by_a_cpu_flag():
     assert not bf16_matmul_is_fast({"fp32": 0.038, "bf16": 0.076, "ratio": 2.0})  # emulated bf16
 
 
+def test_one_thread_is_chosen_only_when_clearly_faster(monkeypatch):
+    from cambrian.quickstart_lib import cpu
+
+    monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    for one, two, chosen in ((0.045, 0.050, 2), (0.030, 0.050, 1), (0.050, 0.043, 2)):
+        monkeypatch.setattr(cpu, "_probe", lambda n, t={1: one, 2: two}: t[n])
+        assert cpu.choose_threads()[0] == chosen
+
+
 def test_matmul_probe_stops_once_the_answer_is_known(monkeypatch):
     """Emulated bf16 (~100x fp32's time) needs no five rounds to be called slow: the first call decides."""
     import torch

@@ -1,8 +1,9 @@
-"""Pick the CPU thread count that is fastest *now*: on a shared 2-core machine where another process holds a core,
+"""Pick the CPU thread count for *now* (one thread only where it is clearly faster): on a shared 2-core machine where
 two OpenMP threads wait on each other at every small op (decode steps, layer norms) and run 2-3x slower than one."""
 
 from __future__ import annotations
 
+import os
 import time
 
 
@@ -25,16 +26,20 @@ def _probe(threads: int) -> float:
 
 def choose_threads(max_threads: int | None = None) -> tuple[int, dict[int, float]]:
     """-> (threads now in use, {threads: probe seconds}); tries 1 and the machine's count (a ~1 s probe)."""
-    import os
-
     import torch
 
     top = max_threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     candidates = sorted({1, top})
     timings = {n: _probe(n) for n in candidates}
-    best = min(timings, key=timings.get)
+    best = top if timings[1] > FEWER_THREADS_MARGIN * timings[top] else 1
     torch.set_num_threads(best)
     return best, timings
+
+
+# one thread must beat all of them clearly: a busy core makes two threads 2-3x slower, while on an idle 2-core machine
+# a ~50 ms probe that picked the faster one by any margin once chose 1 thread for the evaluation, which then took
+# 242 s against 172 s on two in the run before, and the run ended at 15.5 minutes (session 22)
+FEWER_THREADS_MARGIN = 0.8
 
 
 # A stage-2 step's matmuls: 8 conversations x ~128 positions against SmolLM2's 576 -> 1536 MLP projection

@@ -77,19 +77,31 @@ MAX_NONFINITE_IN_A_ROW = 10  # then the stage stops (the weights are still the l
 
 
 class Batcher:
-    """Endless shuffled batches of one kind at a time, the kind drawn by the mix."""
+    """Endless shuffled batches of one kind at a time, the kinds interleaved in the mix's exact shares.
+
+    The kind of each batch is dealt by smooth weighted round-robin (each kind earns its share per batch; the kind
+    with the most credit goes next and pays one batch), not drawn at random: a CPU run's stage 2 has 47-88 steps,
+    and at that length random draws from a 0.72 vqa share gave 26 of 47 and 48 of 88 vqa batches (session 22)."""
 
     def __init__(self, examples: dict[str, list], mix: dict[str, float], sizes: dict[str, int], seed: int):
         self.rng = random.Random(seed)
         self.pools = {k: list(v) for k, v in examples.items() if v and mix.get(k, 0) > 0}
         if not self.pools:
             raise ValueError(f"no examples for any kind in the mix {mix}")
-        self.kinds = list(self.pools)
-        self.weights = [mix[k] for k in self.kinds]
+        total = sum(mix[k] for k in self.pools)
+        self.shares = {k: mix[k] / total for k in self.pools}
+        self.credit = dict.fromkeys(self.pools, 0.0)
         self.sizes, self.cursor = sizes, {k: len(v) for k, v in self.pools.items()}
 
+    def next_kind(self) -> str:
+        for k, share in self.shares.items():
+            self.credit[k] += share
+        kind = max(self.credit, key=self.credit.get)
+        self.credit[kind] -= 1.0
+        return kind
+
     def next(self) -> tuple[str, list]:
-        kind = self.rng.choices(self.kinds, self.weights)[0]
+        kind = self.next_kind()
         pool, size = self.pools[kind], self.sizes[kind]
         if self.cursor[kind] + size > len(pool):
             self.rng.shuffle(pool)
