@@ -56,12 +56,23 @@ class Plan:
     stage2_top_layers: int | None = None  # all 30: the top 9 alone learned yes/no and colour slower per second (docs)
     batch_size: int = 8  # short answers (x3 questions per conversation); captions, descriptions, chat: long_batch_size
     long_batch_size: int = 4
+    # where stage 2 runs in fp32 on a CPU (no fast bf16: a step took 2.7x an AMX machine's), half the batch and so
+    # about twice the steps: on an AMD EPYC Zen 3, 8 gave easy-VQA 63.0-81.7 % (47-88 steps, three runs) and 4 gave
+    # 92.3 % (119 steps; docs/quickstart.md, session 22). The bf16 figures were all measured at 8
+    fp32_batch_size: int = 4
+    fp32_long_batch_size: int = 2
 
     @classmethod
     def smoke(cls) -> Plan:
         return cls(easyvqa_train=64, easyvqa_captions=16, easyvqa_describe=8, world_train=8, world_test=6,
                    world_captions=4, world_describe=4, self_chat_prompts=4, self_chat_tokens=16, eval_easyvqa=16,
                    eval_cvbench=8, stage1_steps=2, stage2_steps=3)
+
+    def batch_sizes(self, fp32_cpu: bool) -> tuple[int, int]:
+        """-> stage 2's (short-answer, long-answer) batch sizes for this compute."""
+        if fp32_cpu:
+            return self.fp32_batch_size, self.fp32_long_batch_size
+        return self.batch_size, self.long_batch_size
 
     def with_readout(self, smoke: bool) -> Plan:
         return replace(self, readout_world=6 if smoke else 3000, readout_steps=3 if smoke else self.readout_steps)
@@ -97,11 +108,11 @@ FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the inte
 # loading the saved model) and its scoring took 7.0 s beyond the runs' own seconds in a smoke run, 7.7 and 8.3 s in
 # two full runs on this 2-core machine (docs/quickstart.md, session 14)
 EVAL_PROCESS_START_S = 15.0
-# stage-2 steps of the CPU runs of this recipe (frozen word embedding, docs/quickstart.md session 10): 130, 162, 170,
-# 188 and 197 gave easy-VQA 91.7, 99.0, 89.0, 98.3, 98.0 % (and 130 at LLM lr 2e-4: 91.7 %). Fewer were not measured;
-# with the embedding trained (sessions 8-10) all five runs under 150 steps stayed below 90 % (77.0-89.0).
-STAGE2_STEPS_MEASURED = (130, 197)
-EASYVQA_MEASURED = (89.0, 99.0)
+# stage-2 steps of the CPU runs of this recipe, per short-answer batch size -> (fewest, most steps), (lowest, highest
+# easy-VQA %). Batch 8 (frozen word embedding, docs/quickstart.md session 10): 130, 162, 170, 188 and 197 steps gave
+# easy-VQA 91.7, 99.0, 89.0, 98.3, 98.0 % (and 130 at LLM lr 2e-4: 91.7 %); with the embedding trained (sessions
+# 8-10) all five runs under 150 steps stayed below 90 % (77.0-89.0). Batch 4 (fp32, session 22): 119 steps, 92.3 %
+STAGE2_MEASURED = {8: ((130, 197), (89.0, 99.0)), 4: ((119, 119), (92.3, 92.3))}
 
 
 def register(app: typer.Typer) -> None:
@@ -266,9 +277,10 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
                                   earlier=eval_timing)
     reserve = EVAL_MARGIN[eval_dtype] * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
     mix = READOUT_SECOND_MIX if readout else STAGE2_MIX
+    batch_size, long_batch_size = plan.batch_sizes(fp32_cpu=on_cpu and not bf16)
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve), mix,
                          plan.stage2_connector_lr, plan.llm_lr, max_steps=plan.stage2_steps, bf16=bf16,
-                         batch_size=plan.batch_size, long_batch_size=plan.long_batch_size,
+                         batch_size=batch_size, long_batch_size=long_batch_size,
                          train_embedding=plan.train_embedding, top_layers=plan.stage2_top_layers)
     if readout:
         stage2 = replace(stage2, first_mix=READOUT_FIRST_MIX, restart_lr=True, force_readout=plan.force_readout,
@@ -280,7 +292,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     with bar:
         logs.append(train_stage(model, tokenizer, stage2_data, stage2, progress=progress))
 
-    notes = training_notes(logs[-1], budget_s, smoke)
+    notes = training_notes(logs[-1], budget_s, smoke, batch_size)
     for note in notes:
         say(f"      note: {note}")
     spread["after training"] = visual_token_spread(model, probe_images)
@@ -313,6 +325,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
         "plan": asdict(plan), "stage2_mix": mix, "stage2_first_mix": stage2.first_mix,
         "stage2_first_share": stage2.first_share, "stage2_force_readout": stage2.force_readout,
+        "stage2_batch_sizes": {"short": batch_size, "long": long_batch_size},
         "device": str(device), "cpu_threads": threads, "thread_probe_s": probe, "bf16_matmul_probe_s": matmul,
         "kept_freed_memory": kept_freed_memory,
         "training_compute": "bf16 autocast" if bf16 else "fp32",
@@ -349,16 +362,20 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     return report
 
 
-def training_notes(stage2, budget_s: float, smoke: bool) -> list[str]:
+def training_notes(stage2, budget_s: float, smoke: bool, batch_size: int) -> list[str]:
     """What a user should know when stage 2 got fewer steps than the recipe was measured with (a slower machine)."""
-    steps, (fewest, most) = len(stage2.steps), STAGE2_STEPS_MEASURED
-    if smoke or steps >= fewest or not steps:
+    steps = len(stage2.steps)
+    if smoke or not steps or batch_size not in STAGE2_MEASURED:
+        return []
+    (fewest, most), (low, high) = STAGE2_MEASURED[batch_size]
+    if steps >= fewest:
         return []
     per_step = stage2.seconds[-1] / steps
     minutes = math.ceil((budget_s + (fewest - steps) * per_step) / 60)
-    low, high = EASYVQA_MEASURED
-    return [f"stage 2 got {steps} steps ({per_step:.1f} s each), fewer than the {fewest}-{most} this recipe was "
-            f"measured with (easy-VQA {low:.1f}-{high:.1f} %; docs/quickstart.md): its yes/no questions may not be "
+    measured = f"{fewest}-{most}" if most > fewest else f"{fewest}"
+    scores = f"{low:.1f}-{high:.1f} %" if high > low else f"{low:.1f} %"
+    return [f"stage 2 got {steps} steps of batch {batch_size} ({per_step:.1f} s each), fewer than the {measured} this "
+            f"recipe was measured with (easy-VQA {scores}; docs/quickstart.md): its yes/no questions may not be "
             f"learned yet. About {minutes} minutes (--budget-minutes {minutes}) would give this machine {fewest}."]
 
 

@@ -288,7 +288,7 @@ def test_quickstart_smoke_end_to_end(tmp_path):
 
 
 def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
-    from cambrian.quickstart import STAGE2_STEPS_MEASURED, training_notes
+    from cambrian.quickstart import STAGE2_MEASURED, training_notes
     from cambrian.quickstart_lib.report import markdown
     from cambrian.quickstart_lib.train import StageLog
 
@@ -296,13 +296,19 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
         return StageLog("stage 2", steps=list(range(1, steps + 1)),
                         seconds=[seconds * k / steps for k in range(1, steps + 1)])
 
-    slow = training_notes(stage(120, 519.0), 900.0, smoke=False)  # 4.3 s per step
+    fewest = STAGE2_MEASURED[8][0][0]
+    slow = training_notes(stage(120, 519.0), 900.0, smoke=False, batch_size=8)  # 4.3 s per step
     # 10 more steps at 4.325 s: 900 + 43 s -> 16 minutes
-    assert len(slow) == 1 and "120 steps (4.3 s each)" in slow[0] and "--budget-minutes 16" in slow[0]
-    assert f"give this machine {STAGE2_STEPS_MEASURED[0]}" in slow[0]
-    assert training_notes(stage(STAGE2_STEPS_MEASURED[0], 522.0), 900.0, smoke=False) == []
-    assert training_notes(stage(3, 9.0), 900.0, smoke=True) == []
-    assert training_notes(stage(0, 0.0), 900.0, smoke=False) == []
+    assert len(slow) == 1 and "120 steps of batch 8 (4.3 s each)" in slow[0] and "--budget-minutes 16" in slow[0]
+    assert f"give this machine {fewest}" in slow[0]
+    assert training_notes(stage(fewest, 522.0), 900.0, smoke=False, batch_size=8) == []
+    assert training_notes(stage(3, 9.0), 900.0, smoke=True, batch_size=8) == []
+    assert training_notes(stage(0, 0.0), 900.0, smoke=False, batch_size=8) == []
+    # each batch size against its own measured runs; one never measured gets no note
+    fewest_at_4 = STAGE2_MEASURED[4][0][0]
+    assert training_notes(stage(fewest_at_4, 400.0), 900.0, smoke=False, batch_size=4) == []
+    assert "of batch 4" in training_notes(stage(fewest_at_4 - 20, 330.0), 900.0, smoke=False, batch_size=4)[0]
+    assert training_notes(stage(10, 100.0), 900.0, smoke=False, batch_size=6) == []
 
     report = {"wall_seconds": 846.0, "budget_seconds": 900.0, "cpu_threads": 2, "training_compute": "fp32",
               "smoke": False, "model": {"summary": "cambrian-nano", "path": "runs/quickstart/model"},
@@ -439,3 +445,11 @@ def test_quickstart_smoke_with_the_coordinate_readout(tmp_path):
     model, _ = load_model(out / "model")  # the fitted readout comes back with the model
     assert model.readout is not None and model.readout.word_tokens.abs().sum() > 0
     assert model.readout.groups == readout_groups() and model.readout.temperature == READOUT_TEMPERATURE
+
+
+def test_stage_two_halves_its_batch_where_it_trains_in_fp32_on_a_cpu():
+    from cambrian.quickstart import Plan
+
+    plan = Plan()
+    assert plan.batch_sizes(fp32_cpu=False) == (plan.batch_size, plan.long_batch_size) == (8, 4)
+    assert plan.batch_sizes(fp32_cpu=True) == (plan.fp32_batch_size, plan.fp32_long_batch_size) == (4, 2)
