@@ -109,6 +109,8 @@ FINAL_RESERVE_S = 45.0  # saving the model, example answers, plots; and the inte
 # loading the saved model) and its scoring took 7.0 s beyond the runs' own seconds in a smoke run, 7.7 and 8.3 s in
 # two full runs on this 2-core machine (docs/quickstart.md, session 14)
 EVAL_PROCESS_START_S = 15.0
+
+
 @dataclass(frozen=True)
 class Measured:
     """Stage-2 runs of this recipe at one short-answer batch size (docs/quickstart.md)."""

@@ -453,3 +453,19 @@ def test_stage_two_halves_its_batch_where_it_trains_in_fp32_on_a_cpu():
     plan = Plan()
     assert plan.batch_sizes(fp32_cpu=False) == (plan.batch_size, plan.long_batch_size) == (8, 4)
     assert plan.batch_sizes(fp32_cpu=True) == (plan.fp32_batch_size, plan.fp32_long_batch_size) == (4, 2)
+
+
+def test_batch_kinds_are_dealt_in_the_mix_shares_and_spread_evenly():
+    from collections import Counter
+
+    from cambrian.quickstart_lib.train import Batcher
+
+    pools = {"vqa": list(range(40)), "cvbench": list(range(40)), "describe": list(range(40)), "chat": list(range(40))}
+    batcher = Batcher(pools, {"vqa": 0.72, "cvbench": 0.08, "describe": 0.12, "chat": 0.08, "absent": 0.5},
+                      dict.fromkeys(pools, 4), seed=0)
+    kinds = [batcher.next()[0] for _ in range(100)]
+    assert Counter(kinds) == {"vqa": 72, "describe": 12, "cvbench": 8, "chat": 8}
+    for n in (10, 25, 47, 88):  # within one batch of its share at any length (a random draw gave 26 vqa of 47)
+        counts = Counter(kinds[:n])
+        assert all(abs(counts[k] - share * n) <= 1 for k, share in (("vqa", 0.72), ("describe", 0.12),
+                                                                  ("cvbench", 0.08), ("chat", 0.08)))
