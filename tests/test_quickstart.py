@@ -177,6 +177,16 @@ def test_first_phase_draws_from_its_own_mix_then_the_stage_mix(tiny_short):
     assert train_stage(model, tokenizer, examples, stage).kind == ["vqa"] * 4
 
 
+def test_a_text_only_batch_in_a_connector_only_stage_is_a_step_without_an_update(tiny_short):
+    model, tokenizer = tiny_short
+    text_only = [e for e in _examples() if e.image is None]
+    before = [p.detach().clone() for p in model.connector.parameters()]
+    log = train_stage(model, tokenizer, {"vqa": text_only}, StageConfig("s", 0, {"vqa": 1}, 1e-2, batch_size=2,
+                                                                       max_steps=2))
+    assert log.steps == [1, 2] and not log.skipped
+    assert all(torch.equal(a, b) for a, b in zip(before, model.connector.parameters(), strict=True))
+
+
 def test_the_second_phase_restarts_the_warmup_and_cosine_only_when_asked():
     stage = StageConfig("s", 0, {"vqa": 1}, 1e-3, max_steps=10, warmup_steps=2)
     assert lr_factor(stage, 0, 0.0) == pytest.approx(0.5)  # half-way through the warmup

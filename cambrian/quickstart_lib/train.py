@@ -292,7 +292,7 @@ def train_stage(model, tokenizer, examples: dict[str, list], stage: StageConfig,
         value = loss.item()
         # one NaN update poisons every weight for good (an H100 run did this at step 778): such a step is not applied
         finite = math.isfinite(value)
-        if finite:
+        if finite and loss.requires_grad:  # (a text-only batch touches nothing a connector-only stage trains)
             loss.backward()
             finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]],
                                                                         1.0)))
