@@ -411,6 +411,13 @@ def test_one_thread_is_chosen_only_when_clearly_faster(monkeypatch):
         assert cpu.choose_threads()[0] == chosen
 
 
+def test_the_budget_clock_starts_with_the_process():
+    code = ("import time; time.sleep(1.0); from cambrian.quickstart_lib.cpu import seconds_since_process_start; "
+            "print(seconds_since_process_start())")
+    seconds = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert 1.0 <= seconds < 60.0
+
+
 def test_matmul_probe_stops_once_the_answer_is_known(monkeypatch):
     """Emulated bf16 (~100x fp32's time) needs no five rounds to be called slow: the first call decides."""
     import torch

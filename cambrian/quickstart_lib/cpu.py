@@ -119,3 +119,17 @@ def keep_freed_memory() -> bool:
     settings = ((GLIBC_M_MMAP_THRESHOLD, KEEP_BLOCKS_UP_TO), (GLIBC_M_TRIM_THRESHOLD, 2**30),
                 (GLIBC_M_TOP_PAD, 256 * 2**20))
     return all(mallopt(option, value) == 1 for option, value in settings)
+
+
+def seconds_since_process_start() -> float:
+    """How long this process has run, from Linux's /proc (0.0 where that is not readable): the quickstart's budget
+    counts from here, so the interpreter's start and its imports are inside it. They took ~14 s in most runs and 49 s
+    in one whose disk was busy (session 22); a first run after install reads every library from a cold disk."""
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # the name, in parentheses, may hold spaces
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: start time, in ticks
+    except (OSError, ValueError, IndexError):
+        return 0.0
