@@ -127,6 +127,12 @@ class Measured:
 STAGE2_MEASURED = {8: Measured(130, (130, 197), (89.0, 99.0)), 4: Measured(119, (104, 145), (87.0, 94.3))}
 
 
+def evaluation_reserve(timed_s: float, eval_dtype: str) -> float:
+    """Seconds kept after stage 2: the evaluation (its timed batches with this dtype's margin), its process's start,
+    and the rest of the run's end."""
+    return EVAL_MARGIN[eval_dtype] * timed_s + EVAL_PROCESS_START_S + FINAL_RESERVE_S
+
+
 def register(app: typer.Typer) -> None:
     app.command(name="quickstart")(quickstart)
 
@@ -239,7 +245,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     # this 2-core machine 0.49-0.64 of fp32's time per question, 1-5 % of answers different (benchmarks/eval_dtype.py)
     eval_dtype = "bf16" if bf16 else "fp32"
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype)
-    reserve = EVAL_MARGIN[eval_dtype] * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
+    reserve = evaluation_reserve(eval_timing["seconds"], eval_dtype)
     train_s = max(30.0, deadline - time.perf_counter() - reserve)
     say(f"[3/6] training for about {train_s:.0f} s ({reserve:.0f} s kept for the report and the evaluation, whose "
         f"{eval_dtype} batches were timed at {eval_timing['seconds']:.0f} s in all; timed again before stage 2)")
@@ -292,7 +298,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     # timed again now, a few minutes later: each run keeps its faster timing (a brief slowdown is not the evaluation's)
     eval_timing = time_evaluation(model, tokenizer, test_bench, plan.eval_easyvqa, plan.eval_cvbench, eval_dtype,
                                   earlier=eval_timing)
-    reserve = EVAL_MARGIN[eval_dtype] * eval_timing["seconds"] + EVAL_PROCESS_START_S + FINAL_RESERVE_S
+    reserve = evaluation_reserve(eval_timing["seconds"], eval_dtype)
     mix = READOUT_SECOND_MIX if readout else STAGE2_MIX
     batch_size, long_batch_size = plan.batch_sizes(fp32_cpu=on_cpu and not bf16)
     stage2 = StageConfig("stage 2 (instruction tuning)", max(10.0, deadline - time.perf_counter() - reserve), mix,
