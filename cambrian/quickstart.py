@@ -342,7 +342,7 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     eval_timing["measured_seconds"] = time.perf_counter() - evaluation_start
 
     say("[6/6] writing the report")
-    from cambrian.quickstart_lib.report import write_report
+    from cambrian.quickstart_lib.report import named_yes_no, write_report
 
     report = {
         "smoke": smoke, "budget_seconds": budget_s, "wall_seconds": time.perf_counter() - start,
@@ -377,6 +377,8 @@ def run_quickstart(out: Path, budget_s: float, plan: Plan, smoke: bool, device: 
     for bench, e in scores.items():
         say(f"  {bench:8s} vision on {e['vision_on']:.1f}%  vision off {e['vision_off']:.1f}%  "
             f"random {e['random']:.1f}%  (n={e['n']})")
+    if line := named_yes_no(scores.get("easyvqa", {})):
+        say(f"           {line}")
     say(f"  model:  {model_dir}")
     say(f"  report: {files['markdown']} (+ report.json, {', '.join(report['plots'].values())})")
     say(f"  chat:   {report['chat_command']}")

@@ -255,6 +255,26 @@ def test_cvbench_2d_3d_and_the_original_scorer_agree(tmp_path):
                                                                                         "CV-Bench-3D": 50.0}
 
 
+def test_easyvqa_yes_no_split_by_whether_the_named_word_is_in_the_image():
+    from cambrian.eval.benchmarks.vision import aggregate_easyvqa, easyvqa_named
+
+    assert easyvqa_named("is there a red shape?", "yes") == "present"
+    assert easyvqa_named("is there not a red shape?", "no") == "present"
+    assert easyvqa_named("is there a red shape?", "no") == "absent"
+    assert easyvqa_named("is no circle present?", "yes") == "absent"
+    samples = load_samples(get_benchmark("easyvqa"), None)[:300]
+    yes_no = [s for s in samples if s.meta["category"] == "yes/no"]
+    # the split the quickstart reports: 31 of the first 300 test questions' 212 yes/no name the image's own word
+    assert len(yes_no) == 212 and sum(s.meta["named"] == "present" for s in yes_no) == 31
+    assert all("named" not in s.meta for s in samples if s.meta["category"] != "yes/no")
+    # answering "absent" to everything: every absent-named question right, every present-named one wrong
+    absent = [1.0 if "named" in s.meta and s.meta["named"] == "absent" else 0.0 for s in samples]
+    metrics = aggregate_easyvqa(samples, absent)
+    assert metrics["yes_no_named"] == {"absent": 100.0, "present": 0.0}
+    assert metrics["yes_no_named_n"] == {"absent": 181, "present": 31}
+    assert metrics["per_category"]["yes/no"] == pytest.approx(100 * 181 / 212)
+
+
 def test_easyvqa_and_errors(tmp_path):
     r = score(tmp_path, "easyvqa", {0: "triangle", 1: "Red.", 2: "no idea"}, "--allow-missing")
     assert r["score"] == pytest.approx(200 / 9673) and r["n_missing"] == 9670 and r["n_refused"] == 1

@@ -327,6 +327,24 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
     assert f"- {slow[0]}" in markdown(report).split("## Evaluation")[0]  # with the training table
 
 
+def test_the_report_gives_the_yes_no_questions_that_name_the_image_s_own_word():
+    from cambrian.quickstart_lib.report import markdown, named_yes_no
+
+    on = {"accuracy": 89.7, "per_category/yes/no": 85.4, "yes_no_named/absent": 99.4, "yes_no_named/present": 3.2,
+          "yes_no_named_n/absent": 181.0, "yes_no_named_n/present": 31.0}
+    entry = {"n": 300, "vision_on": 89.7, "vision_off": 70.7, "random": 42.1, "vision_on_metrics": on,
+             "vision_off_metrics": {**on, "yes_no_named/present": 0.0},
+             "random_metrics": {**on, "yes_no_named/present": 50.0}}
+    line = named_yes_no(entry)
+    assert "vision on 3.2%, off 0.0%, random 50.0% (n=31 of 212; the other 181" in line
+    assert named_yes_no({"vision_on_metrics": {"accuracy": 50.0}}) is None  # an evaluation without the split
+    report = {"wall_seconds": 846.0, "budget_seconds": 900.0, "cpu_threads": 2, "training_compute": "fp32",
+              "smoke": False, "model": {"summary": "cambrian-nano", "path": "runs/quickstart/model"},
+              "data": {"counts": {}}, "training": {"stages": []}, "evaluation": {"easyvqa": entry}, "examples": [],
+              "targets": {}, "chat_command": "cambrian chat"}
+    assert f"easy-VQA {line}." in markdown(report).split("## Evaluation")[1]
+
+
 def test_evaluation_is_timed_per_run_on_a_copy_in_the_evaluation_dtype(tiny_short, write_tiny_cvbench,
                                                                         tmp_path):
     from cambrian.quickstart_lib.evaluate import PROBE_QUESTIONS, time_evaluation

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from cambrian.constants import IMAGE_TOKEN
 from cambrian.data.system_prompts import OPTION_LETTER, SINGLE_WORD
+from cambrian.eval.benchmarks.vision import EASYVQA_NEGATION, easyvqa_named
 
 TRAIN_WORLD_SEED, TEST_WORLD_SEED, READOUT_WORLD_SEED = 1, 2, 3
 WORLD_SIZE = 256  # the fine tower's resolution: rendering larger only costs time
@@ -91,7 +92,6 @@ SHAPES = ("circle", "rectangle", "triangle")
 _WHAT_IS = re.compile(r"what is the (\w+) shape\?")
 COLOUR_WORD = re.compile(rf"\b({'|'.join(COLOURS)})\b")
 SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})\b")
-_NEGATION = re.compile(r"\b(not|no)\b")
 
 
 def rebalanced_yes_no(question: str, colour: str, shape: str, rng: random.Random) -> tuple[str, str]:
@@ -102,7 +102,7 @@ def rebalanced_yes_no(question: str, colour: str, shape: str, rng: random.Random
                             else (SHAPE_WORD, shape, SHAPES))
     named = true if rng.random() < 0.5 else rng.choice([w for w in words if w != true])
     question = pattern.sub(named, question, count=1)
-    return question, "yes" if (named == true) != bool(_NEGATION.search(question)) else "no"
+    return question, "yes" if (named == true) != bool(EASYVQA_NEGATION.search(question)) else "no"
 
 
 # easy-VQA's yes/no forms in pairs (plain, negated): "is there a red shape?" / "is there not a red shape?"
@@ -138,7 +138,7 @@ def easyvqa_facts(questions, answers, image_ids) -> dict[int, dict[str, str]]:
             f["color"] = a
         elif m := _WHAT_IS.match(q):
             f["color"], f["shape"] = m.group(1), a
-        elif a in ("yes", "no") and (a == "yes") != bool(_NEGATION.search(q)):
+        elif a in ("yes", "no") and easyvqa_named(q, a) == "present":
             if m := COLOUR_WORD.search(q):
                 f["color"] = m.group(1)
             elif m := SHAPE_WORD.search(q):

@@ -37,8 +37,10 @@ def _plots(report: dict, out: Path) -> dict[str, str]:
         rows.append((f"{bench}", entry["vision_on"], entry["vision_off"], entry["random"]))
         on, off, rnd = entry["vision_on_metrics"], entry["vision_off_metrics"], entry["random_metrics"]
         for key in on:
-            if "/" in key and key.split("/")[0] in ("per_category", "per_task"):
-                rows.append((f"{bench}: {key.split('/', 1)[1]}", on[key], off.get(key, 0), rnd.get(key, 0)))
+            table, _, name = key.partition("/")
+            if table in ("per_category", "per_task") or key == "yes_no_named/present":
+                label = "yes/no, own word named" if table == "yes_no_named" else name
+                rows.append((f"{bench}: {label}", on[key], off.get(key, 0), rnd.get(key, 0)))
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.9), 4.5))
     width = 0.27
     for j, (label, color) in enumerate((("vision on", "tab:blue"), ("vision off", "tab:orange"),
@@ -72,6 +74,20 @@ def _plots(report: dict, out: Path) -> dict[str, str]:
 
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.1f}%"  # the harness reports percentages
+
+
+def named_yes_no(entry: dict) -> str | None:
+    """easy-VQA's yes/no questions that name the image's own colour or shape (eval.benchmarks.vision.easyvqa_named):
+    the ones a model that assumes "absent" gets wrong; None where the evaluation has no such split."""
+    key = "yes_no_named/present"
+    if key not in entry.get("vision_on_metrics", {}):
+        return None
+    n = entry["vision_on_metrics"].get("yes_no_named_n/present", 0)
+    total = n + entry["vision_on_metrics"].get("yes_no_named_n/absent", 0)
+    return (f"yes/no questions that name the image's own colour or shape: vision on "
+            f"{_pct(entry['vision_on_metrics'][key])}, off {_pct(entry.get('vision_off_metrics', {}).get(key))}, "
+            f"random {_pct(entry['random_metrics'].get(key))} (n={n:.0f} of {total:.0f}; the other {total - n:.0f} "
+            "name an absent one, which a model that always assumes \"absent\" gets right without looking)")
 
 
 def markdown(report: dict) -> str:
@@ -111,6 +127,8 @@ def markdown(report: dict) -> str:
               "| benchmark | n | vision on | vision off | random guess |", "|---|---|---|---|---|"]
     for bench, e in report["evaluation"].items():
         lines.append(f"| {bench} | {e['n']} | {_pct(e['vision_on'])} | {_pct(e['vision_off'])} | {_pct(e['random'])} |")
+    if line := named_yes_no(report["evaluation"].get("easyvqa", {})):
+        lines += ["", f"easy-VQA {line}."]
     lines += ["", "![accuracy](accuracy.png)", "", "## Examples (test images)", ""]
     for ex in report["examples"]:
         lines += [f"**Q:** {ex['question']}  ", f"**A:** {ex['answer']}  ", f"**truth:** {ex['truth']}  ",
