@@ -306,18 +306,21 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
         return StageLog("stage 2", steps=list(range(1, steps + 1)),
                         seconds=[seconds * k / steps for k in range(1, steps + 1)])
 
-    fewest = STAGE2_MEASURED[8].steps_to_90
+    fewest = STAGE2_MEASURED[8].steps_learned
     slow = training_notes(stage(120, 519.0), 900.0, smoke=False, batch_size=8)  # 4.3 s per step
-    # 10 more steps at 4.325 s: 900 + 43 s -> 16 minutes
-    assert len(slow) == 1 and "120 steps of batch 8 (4.3 s each)" in slow[0] and "--budget-minutes 16" in slow[0]
+    # 17 more steps at 4.325 s: 900 + 74 s -> 17 minutes
+    assert len(slow) == 1 and "120 steps of batch 8 (4.3 s each)" in slow[0] and "--budget-minutes 17" in slow[0]
     assert f"give this machine {fewest}" in slow[0]
     assert training_notes(stage(fewest, 522.0), 900.0, smoke=False, batch_size=8) == []
     assert training_notes(stage(3, 9.0), 900.0, smoke=True, batch_size=8) == []
     assert training_notes(stage(0, 0.0), 900.0, smoke=False, batch_size=8) == []
     # each batch size against its own measured runs; one never measured gets no note
-    fewest_at_4 = STAGE2_MEASURED[4].steps_to_90
-    assert training_notes(stage(fewest_at_4, 400.0), 900.0, smoke=False, batch_size=4) == []
-    assert "of batch 4" in training_notes(stage(fewest_at_4 - 20, 330.0), 900.0, smoke=False, batch_size=4)[0]
+    fewest_at_4 = STAGE2_MEASURED[4].steps_learned
+    assert training_notes(stage(fewest_at_4, 780.0), 1200.0, smoke=False, batch_size=4) == []
+    # session 22's final run: 145 steps in 436 s; 151 more at 3.0 s -> 900 + 454 s -> 23 minutes
+    assert "145 steps of batch 4 (3.0 s each)" in training_notes(stage(145, 436.0), 900.0, smoke=False,
+                                                                 batch_size=4)[0]
+    assert "--budget-minutes 23" in training_notes(stage(145, 436.0), 900.0, smoke=False, batch_size=4)[0]
     assert training_notes(stage(10, 100.0), 900.0, smoke=False, batch_size=6) == []
 
     report = {"wall_seconds": 846.0, "budget_seconds": 900.0, "cpu_threads": 2, "training_compute": "fp32",
