@@ -316,11 +316,11 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
     assert training_notes(stage(0, 0.0), 900.0, smoke=False, batch_size=8) == []
     # each batch size against its own measured runs; one never measured gets no note
     fewest_at_4 = STAGE2_MEASURED[4].steps_learned
-    assert training_notes(stage(fewest_at_4, 780.0), 1200.0, smoke=False, batch_size=4) == []
-    # session 22's final run: 145 steps in 436 s; 151 more at 3.0 s -> 900 + 454 s -> 23 minutes
+    assert training_notes(stage(fewest_at_4, 500.0), 900.0, smoke=False, batch_size=4) == []
+    # session 22's final run: 145 steps in 436 s; 51 more at 3.0 s -> 900 + 153 s -> 18 minutes
     assert "145 steps of batch 4 (3.0 s each)" in training_notes(stage(145, 436.0), 900.0, smoke=False,
                                                                  batch_size=4)[0]
-    assert "--budget-minutes 23" in training_notes(stage(145, 436.0), 900.0, smoke=False, batch_size=4)[0]
+    assert "--budget-minutes 18" in training_notes(stage(145, 436.0), 900.0, smoke=False, batch_size=4)[0]
     assert training_notes(stage(10, 100.0), 900.0, smoke=False, batch_size=6) == []
 
     report = {"wall_seconds": 846.0, "budget_seconds": 900.0, "cpu_threads": 2, "training_compute": "fp32",
@@ -328,6 +328,32 @@ def test_a_short_stage_two_gets_a_note_with_the_budget_that_would_suffice():
               "data": {"counts": {}}, "training": {"stages": []}, "evaluation": {}, "examples": [], "targets": {},
               "chat_command": "cambrian chat", "notes": slow}
     assert f"- {slow[0]}" in markdown(report).split("## Evaluation")[0]  # with the training table
+
+
+def test_a_readout_run_short_of_cvbench_conversations_gets_a_note_with_the_budget_that_would_give_them():
+    from cambrian.quickstart import READOUT_CVBENCH_READ, training_notes
+    from cambrian.quickstart_lib.train import StageLog
+
+    def stage(kinds: list[str], seconds: float) -> StageLog:
+        n = len(kinds)
+        return StageLog("stage 2", steps=list(range(1, n + 1)), seconds=[seconds * k / n for k in range(1, n + 1)],
+                        kind=kinds)
+
+    # session 20's 15-minute --readout run: 82 steps of phase 1 (no CV-Bench), then 64 CV-Bench batches among 97
+    fifteen = stage(["vqa"] * 82 + (["cvbench", "cvbench", "vqa"] * 33)[:97], 461.0)
+    assert fifteen.kind.count("cvbench") == 65
+    notes = training_notes(fifteen, 900.0, smoke=False, batch_size=8, readout=True)
+    readout = [n for n in notes if "CV-Bench batches" in n]
+    # phase 2: 461 * 97 / 179 = 249.8 s for 520 conversations; 1,648 more at 0.48 s -> 900 + 792 s -> 29 minutes
+    assert len(readout) == 1 and "65 CV-Bench batches of 8 conversations (520)" in readout[0]
+    assert "--budget-minutes 29" in readout[0]
+    enough = stage(["vqa"] * 100 + ["cvbench"] * READOUT_CVBENCH_READ[0] + ["vqa"] * 200, 1369.0)
+    assert not [n for n in training_notes(enough, 1800.0, smoke=False, batch_size=8, readout=True)
+                if "CV-Bench batches" in n]
+    # an fp32 machine's 15 minutes with --readout (session 21): two steps, no CV-Bench batch yet
+    none = training_notes(stage(["vqa", "vqa"], 10.0), 900.0, smoke=False, batch_size=4, readout=True)
+    assert any("got 0 CV-Bench batches" in n and "longer --budget-minutes" in n for n in none)
+    assert not [n for n in training_notes(fifteen, 900.0, smoke=False, batch_size=8) if "CV-Bench batches" in n]
 
 
 def test_the_report_gives_the_yes_no_questions_that_name_the_image_s_own_word():
