@@ -339,7 +339,8 @@ def test_a_readout_run_short_of_cvbench_conversations_gets_a_note_with_the_budge
         return StageLog("stage 2", steps=list(range(1, n + 1)), seconds=[seconds * k / n for k in range(1, n + 1)],
                         kind=kinds)
 
-    # session 20's 15-minute --readout run: 82 steps of phase 1 (no CV-Bench), then 64 CV-Bench batches among 97
+    # about session 20's 15-minute --readout run: 82 steps of phase 1 (no CV-Bench), then 97 with 65 CV-Bench batches
+    # (that run had 64)
     fifteen = stage(["vqa"] * 82 + (["cvbench", "cvbench", "vqa"] * 33)[:97], 461.0)
     assert fifteen.kind.count("cvbench") == 65
     notes = training_notes(fifteen, 900.0, smoke=False, batch_size=8, readout=True)

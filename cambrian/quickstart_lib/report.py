@@ -7,6 +7,10 @@ import json
 import math
 from pathlib import Path
 
+# easy-VQA's yes/no questions that name the image's own colour or shape (eval.benchmarks.vision.easyvqa_named), as the
+# evaluation's flattened metrics name them
+NAMED_PRESENT = "yes_no_named/present"
+
 
 def _plots(report: dict, out: Path) -> dict[str, str]:
     import matplotlib
@@ -38,7 +42,7 @@ def _plots(report: dict, out: Path) -> dict[str, str]:
         on, off, rnd = entry["vision_on_metrics"], entry["vision_off_metrics"], entry["random_metrics"]
         for key in on:
             table, _, name = key.partition("/")
-            if table in ("per_category", "per_task") or key == "yes_no_named/present":
+            if table in ("per_category", "per_task") or key == NAMED_PRESENT:
                 label = "yes/no, own word named" if table == "yes_no_named" else name
                 rows.append((f"{bench}: {label}", on[key], off.get(key, 0), rnd.get(key, 0)))
     fig, ax = plt.subplots(figsize=(max(8, len(rows) * 0.9), 4.5))
@@ -79,7 +83,7 @@ def _pct(x) -> str:
 def named_yes_no(entry: dict) -> str | None:
     """easy-VQA's yes/no questions that name the image's own colour or shape (eval.benchmarks.vision.easyvqa_named):
     the ones a model that assumes "absent" gets wrong; None where the evaluation has no such split."""
-    key = "yes_no_named/present"
+    key = NAMED_PRESENT
     if key not in entry.get("vision_on_metrics", {}):
         return None
     n = entry["vision_on_metrics"].get("yes_no_named_n/present", 0)
